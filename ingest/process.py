@@ -1,0 +1,98 @@
+"""The one processing step both paths share: validate ▶ redact ▶ label ▶ route.
+
+``process`` is pure: bytes (or an already-parsed mapping) in, an ``Accepted`` or ``Rejected``
+value out. The embedded collector calls it in-process; the faust agent calls it per message.
+Bad input is a value with a reason, never an exception, so nothing is lost on the way to the
+dead-letter store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from ingest.schema import Lane, RawEvent, TimelineEvent, describe_validation_error
+from redaction_rules.engine import Redactor
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A valid event: the raw original (restricted) and what support will see."""
+
+    raw: RawEvent
+    timeline: TimelineEvent
+
+    @property
+    def lane(self) -> Lane:
+        return self.timeline.lane
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Input that cannot become a timeline event, with the reason and the original bytes."""
+
+    reason: str
+    payload: bytes
+    event_id: str | None = None
+    trace_id: str | None = None
+
+
+Routed = Accepted | Rejected
+
+
+def _best_effort_ids(obj: object) -> tuple[str | None, str | None]:
+    if not isinstance(obj, Mapping):
+        return None, None
+    ev, tr = obj.get("event_id"), obj.get("trace_id")
+    return (
+        ev if isinstance(ev, str) and len(ev) <= 128 else None,
+        tr if isinstance(tr, str) and len(tr) <= 64 else None,
+    )
+
+
+def process(payload: bytes | Mapping[str, Any], redactor: Redactor) -> Routed:
+    """Validate, redact, label and route one raw event.
+
+    Returns ``Accepted`` with the raw event (``event_id`` filled in) and its timeline event, or
+    ``Rejected`` with a reason a service engineer can act on and the original bytes.
+    """
+    if isinstance(payload, bytes | bytearray | memoryview):
+        raw_bytes = bytes(payload)
+        try:
+            obj: object = orjson.loads(raw_bytes)
+        except orjson.JSONDecodeError as exc:
+            return Rejected(reason=f"not valid JSON: {exc}", payload=raw_bytes)
+    else:
+        obj = payload
+        try:
+            raw_bytes = orjson.dumps(payload, default=str)
+        except TypeError as exc:
+            return Rejected(reason=f"not serialisable: {exc}", payload=repr(payload).encode())
+    if not isinstance(obj, Mapping):
+        return Rejected(
+            reason=f"event must be a JSON object, got {type(obj).__name__}", payload=raw_bytes
+        )
+    event_id, trace_id = _best_effort_ids(obj)
+    try:
+        raw = RawEvent.model_validate(obj).with_event_id()
+    except ValidationError as exc:
+        return Rejected(
+            reason=describe_validation_error(exc),
+            payload=raw_bytes,
+            event_id=event_id,
+            trace_id=trace_id,
+        )
+    try:
+        timeline = redactor.redact(raw)
+    except Exception as exc:  # noqa: BLE001 - a rule bug must not lose the event
+        return Rejected(
+            reason=f"redaction failed: {type(exc).__name__}",
+            payload=raw_bytes,
+            event_id=raw.event_id,
+            trace_id=raw.trace_id,
+        )
+    return Accepted(raw=raw, timeline=timeline)

@@ -1,0 +1,111 @@
+"""One frozen settings object, read from ``SAFETRAIL_*`` environment variables (and ``.env``)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "demo-hmac-key-not-secret"})
+DEMO_HMAC_KEY = "demo-hmac-key-not-secret"
+
+
+class Role(StrEnum):
+    """What a bearer token may do; each role includes the ones before it, except ``service``."""
+
+    SERVICE = "service"
+    SUPPORT = "support"
+    ENGINEER = "engineer"
+    ADMIN = "admin"
+
+
+class TokenInfo(BaseModel):
+    """Who holds a bearer token and in which role."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=128)
+    role: Role
+
+
+DEMO_TOKENS: dict[str, TokenInfo] = {
+    "demo-service-token": TokenInfo(name="demo-service", role=Role.SERVICE),
+    "demo-support-token": TokenInfo(name="ana.support", role=Role.SUPPORT),
+    "demo-engineer-token": TokenInfo(name="eli.engineer", role=Role.ENGINEER),
+    "demo-admin-token": TokenInfo(name="ada.admin", role=Role.ADMIN),
+}
+
+
+class Settings(BaseSettings):
+    """Settings for every safetrail process. Secrets are ``SecretStr`` and never logged."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SAFETRAIL_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Path("./.safetrail")
+    clickhouse_url: str | None = None
+    kafka_bootstrap: str | None = None
+    kafka_port: int = 9092
+    api_tokens: dict[str, TokenInfo] = Field(default_factory=dict)
+    hmac_key: SecretStr = SecretStr("")
+    demo: bool = False
+    rules_path: Path | None = None
+    retention_days: int = Field(default=400, ge=1)
+    raw_retention_days: int = Field(default=14, ge=1)
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    stuck_after_minutes: int = Field(default=30, ge=1)
+    raw_reads_per_minute: int = Field(default=30, ge=1)
+    lookups_per_minute: int = Field(default=30, ge=1)
+    topic_raw: str = "safetrail.raw.v1"
+    topic_customer: str = "safetrail.timeline.customer.v1"
+    topic_system: str = "safetrail.timeline.system.v1"
+    topic_dlq: str = "safetrail.dlq.v1"
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+    raw_topic_retention_hours: int = Field(default=14 * 24, ge=1)
+    projector_batch_size: int = Field(default=5000, ge=1)
+    projector_batch_seconds: float = Field(default=0.5, gt=0)
+    consumer_group: str = "safetrail-projector"
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Self:
+        if not self.demo and self.hmac_key.get_secret_value() in PLACEHOLDER_SECRETS:
+            raise ValueError(
+                "SAFETRAIL_HMAC_KEY is missing or a placeholder; set a real secret "
+                "(at least 16 characters) or run with SAFETRAIL_DEMO=1"
+            )
+        if not self.demo and len(self.hmac_key.get_secret_value()) < 16:
+            raise ValueError("SAFETRAIL_HMAC_KEY must be at least 16 characters")
+        if not self.demo and any(tok in DEMO_TOKENS for tok in self.api_tokens):
+            raise ValueError("demo API tokens are refused outside the demo")
+        return self
+
+    @property
+    def effective_hmac_key(self) -> bytes:
+        """The HMAC key; the demo falls back to a fixed, clearly fake key."""
+        value = self.hmac_key.get_secret_value() or DEMO_HMAC_KEY
+        return value.encode()
+
+    @property
+    def effective_tokens(self) -> dict[str, TokenInfo]:
+        """Configured tokens; the demo adds the well-known demo tokens."""
+        if self.demo:
+            return {**DEMO_TOKENS, **self.api_tokens}
+        return dict(self.api_tokens)
+
+    @cached_property
+    def effective_clickhouse_url(self) -> str:
+        """Server URL if configured, else chDB under the data dir (the embedded default)."""
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        return f"chdb://{(self.data_dir / 'chdb').resolve()}"
+
+    @property
+    def embedded(self) -> bool:
+        """No broker configured: the collector processes in-process."""
+        return not self.kafka_bootstrap
