@@ -1,0 +1,183 @@
+"""The SDK services use to start a trace at the first user action and emit raw events.
+
+Typical use in a web handler and a worker::
+
+    from ingest.sdk import Emitter, HttpSink, extract_trace_id, inject_headers, trace
+
+    emitter = Emitter(HttpSink("http://127.0.0.1:8000", token="..."), source="web")
+
+    # web app: the customer clicks "Sign up" - this is where the trace starts
+    with trace() as trace_id:
+        emitter.emit("signup.submitted", actor="customer", subject={"customer_id": "48291"})
+        queue.publish(job, headers=inject_headers({}))   # carries X-Trace-Id onwards
+
+    # worker: continue the same trace from the message headers
+    with trace(extract_trace_id(message.headers)):
+        emitter.emit("signup_email.retry", status="running", attempt=2)
+
+The trace ID is short (``tr_`` + 16 base32 characters, 80 random bits) so support can copy it
+from a ticket, and it travels through ``contextvars`` (threads and asyncio tasks alike) and HTTP
+headers (``X-Trace-Id``; a W3C ``traceparent`` from OpenTelemetry is honoured on the way in).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextvars
+import re
+import secrets
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+TRACE_HEADER = "X-Trace-Id"
+TRACEPARENT_HEADER = "traceparent"
+_TRACE_RE = re.compile(r"^tr_[a-z2-7]{16}$")
+_TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+_current: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "safetrail_trace_id", default=None
+)
+
+
+def new_trace_id() -> str:
+    """A fresh trace ID such as ``tr_k3j9x2m4q8w7e5r1``: short, copyable, 80 random bits."""
+    return "tr_" + base64.b32encode(secrets.token_bytes(10)).decode().lower()
+
+
+def new_event_id() -> str:
+    """A random event ID; sent with the event so a retried send stays idempotent."""
+    return "ev_" + secrets.token_hex(12)
+
+
+def current_trace_id() -> str | None:
+    """The trace ID of the current context, if a trace was started or continued."""
+    return _current.get()
+
+
+def trace_id_from_traceparent(value: str) -> str | None:
+    """Derive a stable safetrail trace ID from a W3C ``traceparent`` header.
+
+    Every service derives the same ID from the same OpenTelemetry trace, so traces already
+    propagated by OpenTelemetry join up without extra headers.
+    """
+    match = _TRACEPARENT_RE.match(value.strip().lower())
+    if match is None or set(match.group(1)) == {"0"}:
+        return None
+    raw = bytes.fromhex(match.group(1))[:10]
+    return "tr_" + base64.b32encode(raw).decode().lower()
+
+
+def extract_trace_id(headers: Mapping[str, str]) -> str | None:
+    """Read the trace ID from incoming headers (``X-Trace-Id`` first, then ``traceparent``)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    value = lowered.get(TRACE_HEADER.lower())
+    if value and _TRACE_RE.match(value.strip()):
+        return value.strip()
+    parent = lowered.get(TRACEPARENT_HEADER)
+    return trace_id_from_traceparent(parent) if parent else None
+
+
+def inject_headers(headers: MutableMapping[str, str]) -> MutableMapping[str, str]:
+    """Add the current trace ID to outgoing HTTP or queue headers and return them."""
+    trace_id = current_trace_id()
+    if trace_id is not None:
+        headers[TRACE_HEADER] = trace_id
+    return headers
+
+
+@contextmanager
+def trace(trace_id: str | None = None) -> Iterator[str]:
+    """Start a new trace (no argument) or continue one (an ID from headers) for this block."""
+    value = trace_id or new_trace_id()
+    token = _current.set(value)
+    try:
+        yield value
+    finally:
+        _current.reset(token)
+
+
+class Sink(Protocol):
+    """Where emitted events go: the HTTP collector (embedded) or Kafka (scale-out)."""
+
+    def send(self, event: Mapping[str, Any]) -> None:
+        """Queue one raw event; raise if it cannot be buffered (never drop silently)."""
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Deliver everything queued; raise if some events could not be delivered."""
+
+    def close(self) -> None:
+        """Flush and release resources."""
+
+
+class Emitter:
+    """Builds raw v1 events for one service and hands them to a sink."""
+
+    def __init__(self, sink: Sink, source: str) -> None:
+        self.sink = sink
+        self.source = source
+
+    def emit(
+        self,
+        type: str,  # noqa: A002 - mirrors the event field name
+        *,
+        actor: str | None = None,
+        subject: Mapping[str, str] | None = None,
+        status: str | None = None,
+        attempt: int | None = None,
+        error: Mapping[str, str] | None = None,
+        data: Mapping[str, Any] | None = None,
+        occurred_at: datetime | None = None,
+        trace_id: str | None = None,
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Emit one raw event in the current trace and return it as sent.
+
+        Raises ``LookupError`` when no trace is active and none is given: an event without a
+        trace cannot be followed by support, so it is refused here rather than later.
+        """
+        tid = trace_id or current_trace_id()
+        if tid is None:
+            raise LookupError("no active trace: wrap the call in `with trace(...)`")
+        when = (occurred_at or datetime.now(UTC)).astimezone(UTC)
+        event: dict[str, Any] = {
+            "event_id": event_id or new_event_id(),
+            "trace_id": tid,
+            "type": type,
+            "occurred_at": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "source": self.source,
+        }
+        optional: dict[str, Any] = {
+            "actor": actor,
+            "subject": dict(subject) if subject else None,
+            "status": status,
+            "attempt": attempt,
+            "error": dict(error) if error else None,
+            "data": dict(data) if data else None,
+        }
+        event.update({k: v for k, v in optional.items() if v is not None})
+        self.sink.send(event)
+        return event
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Deliver everything emitted so far."""
+        self.sink.flush(timeout)
+
+    def close(self) -> None:
+        """Flush and close the sink."""
+        self.sink.close()
+
+
+class DeliveryError(RuntimeError):
+    """Events could not be delivered; they are still held by the sink (nothing dropped)."""
+
+
+class BufferFullError(DeliveryError):
+    """The bounded local buffer is full: the collector or broker is not keeping up or is down."""
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Split a sequence into slices of at most ``size`` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

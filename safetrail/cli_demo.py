@@ -1,0 +1,135 @@
+"""``safetrail demo``: the embedded pipeline with realistic synthetic traffic, zero setup."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from ingest.http_sink import HttpSink
+from ingest.sdk import Emitter
+from safetrail.demo_traffic import DemoTraffic, generate
+from safetrail.settings import DEMO_TOKENS, Role, Settings
+
+console = Console()
+
+
+def _token(role: Role) -> str:
+    return next(tok for tok, info in DEMO_TOKENS.items() if info.role is role)
+
+
+def start_server(
+    settings: Settings, host: str, port: int
+) -> tuple[uvicorn.Server, threading.Thread]:
+    """Run the API (collector + processing + queries) in a background thread; wait until ready."""
+    from query_api.app import create_app  # deferred: keeps `safetrail --help` fast
+
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="safetrail-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not thread.is_alive():
+            raise RuntimeError(f"the server did not start on {host}:{port} (port in use?)")
+        try:
+            if httpx.get(f"http://{host}:{port}/healthz", timeout=1).status_code == 200:
+                return server, thread
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("the server did not become healthy within 60 s")
+
+
+def load(
+    traffic: DemoTraffic, base_url: str, progress: Callable[[int], None] | None = None
+) -> HttpSink:
+    """Send the synthetic traffic through the real SDK and collector, one emitter per service."""
+    sink = HttpSink(base_url, _token(Role.SERVICE), batch_size=1000)
+    emitters: dict[str, Emitter] = {}
+    for n, event in enumerate(traffic.events, 1):
+        kwargs: dict[str, Any] = dict(event)
+        source = kwargs.pop("source")
+        emitter = emitters.setdefault(source, Emitter(sink, source=source))
+        emitter.emit(kwargs.pop("type"), **kwargs)
+        if progress and n % 1000 == 0:
+            progress(n)
+    sink.flush(timeout=120)
+    return sink
+
+
+def _print_intro(traffic: DemoTraffic, sink: HttpSink, base: str) -> None:
+    console.print(
+        f"[bold green]safetrail demo[/] loaded {sink.accepted} events "
+        f"({len(sink.rejected)} rejected) for {len(traffic.customers)} customers"
+    )
+    table = Table(title="Traces worth opening first", show_lines=False)
+    table.add_column("case")
+    table.add_column("trace ID", style="cyan")
+    table.add_column("support page")
+    for case, trace_id in traffic.highlights.items():
+        table.add_row(case, trace_id, f"{base}/support/traces/{trace_id}")
+    console.print(table)
+    first = next(iter(traffic.highlights.values()))
+    sup = _token(Role.SUPPORT)
+    console.print("\n[bold]Demo tokens[/] (demo only; refused outside SAFETRAIL_DEMO=1):")
+    for tok, info in DEMO_TOKENS.items():
+        console.print(f"  {info.role.value:<9} {tok}")
+    console.print("\n[bold]Try[/]:")
+    console.print(f"  open {base}/support  (sign in with {sup})")
+    console.print(f"  curl -s -H 'Authorization: Bearer {sup}' {base}/v1/traces/{first}")
+    console.print(
+        f"  curl -s -H 'Authorization: Bearer {sup}' {base}/v1/traces/{first}/summary.txt"
+    )
+    console.print(
+        f"  curl -s -H 'Authorization: Bearer {sup}' "
+        f"'{base}/v1/customers/48291/timeline?lane=system'"
+    )
+    console.print(f"  API docs: {base}/docs    metrics: {base}/metrics\n")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``demo`` command."""
+
+    @app.command()
+    def demo(
+        host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="port to serve on")] = 8000,
+        data_dir: Annotated[Path, typer.Option(help="where chDB keeps the demo data")] = Path(
+            ".safetrail/demo"
+        ),
+        customers: Annotated[int, typer.Option(help="synthetic customers")] = 1000,
+        days: Annotated[int, typer.Option(help="days of history to generate")] = 30,
+        seed: Annotated[int, typer.Option(help="random seed (same seed, same data)")] = 7,
+        exit_after_load: Annotated[
+            bool, typer.Option(help="stop once the traffic is loaded (for scripts)")
+        ] = False,
+    ) -> None:
+        """Serve the embedded pipeline on HOST:PORT after loading realistic synthetic traffic."""
+        settings = Settings(demo=True, data_dir=data_dir)
+        base = f"http://{host}:{port}"
+        console.print(f"starting safetrail on {base} (data in {data_dir}) ...")
+        server, thread = start_server(settings, host, port)
+        traffic = generate(customers=customers, days=days, seed=seed)
+        with console.status("loading synthetic traffic through the SDK and collector"):
+            sink = load(traffic, base)
+        _print_intro(traffic, sink, base)
+        if exit_after_load:
+            server.should_exit = True
+            thread.join(timeout=30)
+            return
+        console.print("serving; press Ctrl+C to stop")
+        try:
+            while thread.is_alive():
+                thread.join(timeout=0.5)
+        except KeyboardInterrupt:
+            server.should_exit = True
+            thread.join(timeout=30)
