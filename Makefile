@@ -54,5 +54,11 @@ kafka-up: kafka-jars ## start a local single-node Apache Kafka (KRaft) on 127.0.
 kafka-down: ## stop the local broker started by kafka-up
 	bash deploy/local/kafka.sh down
 
+kafka-cluster-up: kafka-jars ## start a local 3-node Apache Kafka cluster (ports: SAFETRAIL_KAFKA_CLUSTER_PORTS)
+	bash deploy/local/kafka.sh cluster-up
+
+kafka-cluster-down: ## stop the local 3-node cluster started by kafka-cluster-up
+	bash deploy/local/kafka.sh cluster-down
+
 clean: ## remove local state (venv kept)
 	rm -rf .safetrail deploy/local/.kafka tests/artifacts

@@ -14,7 +14,12 @@ app = typer.Typer(
 )
 
 # Each module exposes ``register(app: typer.Typer) -> None``.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = (
+    "safetrail.cli_demo",
+    "safetrail.cli_serve",
+    "safetrail.cli_kafka",
+    "safetrail.cli_rules",
+)
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(_name).register(app)

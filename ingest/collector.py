@@ -1,0 +1,232 @@
+"""The embedded collector: process a request's events and make them durable, with group commit.
+
+``POST /v1/events`` hands a list of payloads to an ``Ingestor``. In the embedded default that is
+``EmbeddedCollector``: every payload goes through the same pure ``process`` step the Kafka
+processor uses, then a single background writer thread stores what concurrent requests
+produced in one bulk insert per table (raw, dead letters, timeline). A request returns only
+after the batch holding its events is written, so an answer of "accepted" means durable, and
+many small requests still cost one insert.
+
+Writes are idempotent: event ids are stable (given or derived from content) and dead letters
+are keyed by content or source coordinates, so a client that retries after an error, or
+re-sends a whole batch, changes no count.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+import orjson
+
+from ingest.process import Accepted, Rejected, Routed, process
+from projectors.rows import DeadLetter
+from projectors.store import Store
+from redaction_rules.engine import Redactor
+
+log = logging.getLogger(__name__)
+
+Payload = bytes | Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class EventResult:
+    """What happened to one event of a request, by its position in the request."""
+
+    index: int
+    event_id: str | None
+    status: Literal["accepted", "rejected"]
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """Per-event results in request order, with the counts."""
+
+    results: tuple[EventResult, ...]
+
+    @property
+    def accepted(self) -> int:
+        """How many events were accepted (stored on the timeline)."""
+        return sum(1 for r in self.results if r.status == "accepted")
+
+    @property
+    def rejected(self) -> int:
+        """How many events were rejected (kept as dead letters with their reason)."""
+        return len(self.results) - self.accepted
+
+
+class IngestUnavailable(RuntimeError):
+    """The events could not be made durable; nothing was acknowledged, the client may retry."""
+
+
+class Ingestor(Protocol):
+    """Where ``POST /v1/events`` sends a request's events.
+
+    The embedded collector writes them to storage itself; a Kafka ingestor would publish them
+    to the raw topic and return once the broker acknowledged. Either way ``ingest`` returns only
+    when the events are durable, and raises ``IngestUnavailable`` when they are not.
+    """
+
+    def ingest(self, payloads: Sequence[Payload]) -> IngestReport:
+        """Take a request's events; return one result per event, in order."""
+        ...
+
+    def close(self) -> None:
+        """Finish what is in flight and release resources."""
+        ...
+
+
+def results_for(routed: Sequence[Routed]) -> IngestReport:
+    """Per-event results of processed payloads."""
+    results = []
+    for index, item in enumerate(routed):
+        if isinstance(item, Accepted):
+            results.append(EventResult(index, item.raw.event_id, "accepted"))
+        else:
+            results.append(EventResult(index, item.event_id, "rejected", item.reason))
+    return IngestReport(tuple(results))
+
+
+@dataclass
+class _Pending:
+    accepted: list[Accepted]
+    raw_bytes: list[bytes]  # what the service sent, aligned with ``accepted``
+    rejected: list[Rejected]
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+def _as_bytes(payload: Payload) -> bytes:
+    if isinstance(payload, bytes | bytearray | memoryview):
+        return bytes(payload)
+    return orjson.dumps(payload, default=str)
+
+
+def _dead_letter(rejected: Rejected, received_at: datetime) -> DeadLetter:
+    return DeadLetter(
+        reason=rejected.reason,
+        payload=rejected.payload,
+        origin="http",
+        event_id=rejected.event_id,
+        trace_id=rejected.trace_id,
+        received_at=received_at,
+    )
+
+
+IngestListener = Callable[[IngestReport], None]
+_STOP = object()
+
+
+class EmbeddedCollector:
+    """Ingestor of the embedded mode: process in the caller's thread, write by group commit.
+
+    ``max_batch_events`` bounds one insert; requests queue behind the running insert and go out
+    together in the next one.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        redactor: Redactor,
+        *,
+        max_batch_events: int = 50_000,
+        listener: IngestListener | None = None,
+        write_timeout_seconds: float = 120.0,
+    ) -> None:
+        self._store = store
+        self._redactor = redactor
+        self._max_batch = max_batch_events
+        self._listener = listener
+        self._timeout = write_timeout_seconds
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._closed = False
+        # Held while enqueueing and while closing, so nothing can queue up behind the stop
+        # marker and wait for a writer that has already left.
+        self._gate = threading.Lock()
+        self._writer = threading.Thread(target=self._run, name="safetrail-writer", daemon=True)
+        self._writer.start()
+
+    def ingest(self, payloads: Sequence[Payload]) -> IngestReport:
+        """Process and durably store ``payloads``; one result per payload, in order."""
+        routed = [process(p, self._redactor) for p in payloads]
+        report = results_for(routed)
+        if routed:
+            pending = _Pending(accepted=[], raw_bytes=[], rejected=[])
+            for payload, item in zip(payloads, routed, strict=True):
+                if isinstance(item, Accepted):
+                    pending.accepted.append(item)
+                    pending.raw_bytes.append(_as_bytes(payload))
+                else:
+                    pending.rejected.append(item)
+            self._submit(pending)
+        if self._listener is not None:
+            try:
+                self._listener(report)
+            except Exception:  # noqa: BLE001 - the events are durable; metrics must not undo that
+                log.exception("ingest listener failed")
+        return report
+
+    def _submit(self, pending: _Pending) -> None:
+        with self._gate:
+            if self._closed:
+                raise IngestUnavailable("the collector is shut down")
+            self._queue.put(pending)
+        if not pending.done.wait(self._timeout):
+            raise IngestUnavailable("storage did not confirm the write in time; retry")
+        if pending.error is not None:
+            raise IngestUnavailable(f"storage write failed: {pending.error}") from pending.error
+
+    def close(self) -> None:
+        """Write what is queued, then stop the writer thread."""
+        with self._gate:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
+        self._writer.join(timeout=self._timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[_Pending] = []
+            item = self._queue.get()
+            size = 0
+            while True:
+                if item is _STOP:
+                    stopping = True
+                else:
+                    batch.append(item)
+                    size += len(item.accepted) + len(item.rejected)
+                if stopping or size >= self._max_batch:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._write(batch)
+
+    def _write(self, batch: list[_Pending]) -> None:
+        accepted = [a for p in batch for a in p.accepted]
+        rejected = [r for p in batch for r in p.rejected]
+        now = datetime.now(UTC)
+        error: BaseException | None = None
+        try:
+            # Raw first: if the timeline insert then fails, the client retries and the raw
+            # rows it re-sends deduplicate; the reverse order could show events nobody can replay.
+            raw_bytes = [b for p in batch for b in p.raw_bytes]
+            self._store.insert_raw([a.raw for a in accepted], received_at=now, payloads=raw_bytes)
+            self._store.insert_dead_letters([_dead_letter(r, now) for r in rejected])
+            self._store.insert_timeline([a.timeline for a in accepted], ingested_at=now)
+        except Exception as exc:  # noqa: BLE001 - handed to every waiting request
+            log.exception("group commit of %d events failed", len(accepted) + len(rejected))
+            error = exc
+        for pending in batch:
+            pending.error = error
+            pending.done.set()

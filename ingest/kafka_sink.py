@@ -1,0 +1,205 @@
+"""SDK sink that publishes raw events straight to the raw Kafka topic (the scale-out path).
+
+Use it like the HTTP sink::
+
+    from ingest.kafka_sink import KafkaSink
+    from ingest.sdk import Emitter, trace
+
+    emitter = Emitter(KafkaSink("broker-1:9092,broker-2:9092"), source="mail-worker")
+    with trace() as trace_id:
+        emitter.emit("email_job.retry", status="running", attempt=2)
+    emitter.close()            # flushes; raises if anything could not be delivered
+
+Delivery: an idempotent producer (``acks=all``, ``enable.idempotence``) keyed by ``trace_id``,
+so one trace stays in one partition, in order, and a retried send is written once. Events wait
+in a bounded local buffer (librdkafka's queue) while the broker is slow or away; a full buffer
+raises ``BufferFullError`` and a delivery that finally fails raises ``DeliveryError`` on the
+next call, with the events kept in ``undelivered``. Nothing is dropped without an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from confluent_kafka import KafkaError, Message, Producer
+
+from ingest.schema import Topic
+from ingest.sdk import BufferFullError, DeliveryError
+
+log = logging.getLogger(__name__)
+
+
+class KafkaSink:
+    """Publishes raw events to the raw topic; implements the SDK's ``Sink`` protocol.
+
+    ``max_buffer`` bounds the events held locally (sent but not yet acknowledged).
+    ``delivery_timeout`` is how long librdkafka keeps retrying one event before it reports it
+    as failed (the broker down for that long). ``config`` adds or overrides librdkafka
+    settings (SASL, TLS, ``client.id``...); idempotence and ``acks=all`` cannot be turned off.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str = Topic.RAW.value,
+        *,
+        max_buffer: int = 100_000,
+        delivery_timeout: float = 120.0,
+        config: Mapping[str, str | int | float | bool] | None = None,
+    ) -> None:
+        self.topic = topic
+        self.max_buffer = max_buffer
+        self.delivered = 0
+        # (value, key, error) of events librdkafka gave up on; kept, never dropped.
+        self.undelivered: list[tuple[bytes, bytes | None, str]] = []
+        self._lock = threading.Lock()
+        self._last_error: str | None = None
+        settings: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 5,
+            # Uncompressed: faust reads the raw topic through aiokafka, which needs extra
+            # native packages for lz4/zstd/snappy.
+            "compression.type": "none",
+            **(config or {}),
+            "enable.idempotence": True,
+            "acks": "all",
+            "queue.buffering.max.messages": max_buffer,
+            "delivery.timeout.ms": int(delivery_timeout * 1000),
+            "error_cb": self._on_error,
+        }
+        self._producer = Producer(settings)
+
+    # --- the Sink protocol ---------------------------------------------------------------
+
+    def send(self, event: Mapping[str, Any]) -> None:
+        """Queue one raw event; raises ``BufferFullError`` when the local buffer is full.
+
+        Also raises ``DeliveryError`` first if earlier events failed for good, so a service
+        learns about lost connectivity on its next call rather than at shutdown.
+        """
+        trace_id = event.get("trace_id")
+        key = trace_id.encode() if isinstance(trace_id, str) else None
+        self.send_bytes(orjson.dumps(dict(event)), key)
+
+    def send_bytes(self, value: bytes, key: bytes | None) -> None:
+        """Queue one already-serialised event (the collector forwards request bodies as is)."""
+        self._raise_undelivered()
+        try:
+            self._produce(value, key)
+        except BufferError:
+            # Give in-flight deliveries a moment to free room before refusing the event.
+            self._producer.poll(0.1)
+            try:
+                self._produce(value, key)
+            except BufferError as exc:
+                raise BufferFullError(self._full_message()) from exc
+        self._producer.poll(0)
+
+    def _produce(self, value: bytes, key: bytes | None) -> None:
+        self._producer.produce(self.topic, value=value, key=key, on_delivery=self._on_delivery)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until the broker acknowledged every queued event.
+
+        Raises ``DeliveryError`` when events are still queued after ``timeout`` (they stay
+        queued and a later ``flush`` can succeed) or when some failed for good.
+        """
+        remaining = self._producer.flush(timeout)
+        self._raise_undelivered()
+        if remaining:
+            hint = f"; last broker error: {self._last_error}" if self._last_error else ""
+            raise DeliveryError(
+                f"{remaining} events still waiting for the broker after {timeout:.0f}s{hint}"
+            )
+
+    def close(self) -> None:
+        """Flush (raising if anything was not delivered)."""
+        self.flush()
+
+    # --- helpers for the collector --------------------------------------------------------
+
+    def publish(self, events: Sequence[Mapping[str, Any]], timeout: float = 30.0) -> None:
+        """Send ``events`` and return only when the broker acknowledged all of them.
+
+        What a collector answering "accepted" needs: after this returns the events are in
+        the raw topic on every in-sync replica.
+        """
+        for event in events:
+            self.send(event)
+        self.flush(timeout)
+
+    def buffered(self) -> int:
+        """Events handed to the producer and not yet acknowledged."""
+        return len(self._producer)
+
+    # --- callbacks -------------------------------------------------------------------------
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        with self._lock:
+            if err is None:
+                self.delivered += 1
+            else:
+                key = msg.key()
+                key = key.encode() if isinstance(key, str) else key
+                self.undelivered.append((bytes(msg.value() or b""), key, err.str()))
+
+    def _on_error(self, err: KafkaError) -> None:
+        # Client-level errors ("all brokers down") do not fail events by themselves; they
+        # explain why the buffer fills, so they go into the error messages.
+        self._last_error = err.str()
+        log.warning("kafka sink: %s", err.str())
+
+    def _raise_undelivered(self) -> None:
+        with self._lock:
+            if not self.undelivered:
+                return
+            count, first = len(self.undelivered), self.undelivered[0][2]
+        raise DeliveryError(
+            f"{count} events could not be delivered to {self.topic} ({first}); they are kept "
+            "in KafkaSink.undelivered: resend them with resend_undelivered() or store them"
+        )
+
+    def resend_undelivered(self) -> int:
+        """Queue the events that failed earlier again; returns how many were queued."""
+        with self._lock:
+            failed, self.undelivered = self.undelivered, []
+        for i, (value, key, _reason) in enumerate(failed):
+            try:
+                self.send_bytes(value, key)
+            except DeliveryError:
+                with self._lock:
+                    self.undelivered[:0] = failed[i:]
+                raise
+        return len(failed)
+
+    def discard_undelivered(self) -> int:
+        """Forget failed events the caller has dealt with (told its client); returns how many."""
+        with self._lock:
+            count, self.undelivered = len(self.undelivered), []
+        return count
+
+    def _full_message(self) -> str:
+        cause = f" (last broker error: {self._last_error})" if self._last_error else ""
+        return (
+            f"{len(self._producer)} events buffered for {self.topic} and the broker is not "
+            f"taking them{cause}; call flush() and check that Kafka is reachable"
+        )
+
+
+def wait_for_broker(bootstrap: str, timeout: float = 30.0) -> None:
+    """Block until a broker answers a metadata request; raise ``DeliveryError`` otherwise."""
+    probe = Producer({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            probe.list_topics(timeout=min(5.0, max(0.1, deadline - time.monotonic())))
+            return
+        except Exception as exc:  # noqa: BLE001 - KafkaException, or a timeout
+            if time.monotonic() >= deadline:
+                raise DeliveryError(f"no Kafka broker answered at {bootstrap}: {exc}") from exc
+            time.sleep(0.2)

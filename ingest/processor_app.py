@@ -1,0 +1,262 @@
+"""The scale-out processor: a faust-streaming app around the same pure ``process`` function.
+
+raw topic ─▶ ``process`` ─▶ customer / system timeline topic (by lane), or the dead-letter topic
+with the reason, the source coordinates and the raw bytes.
+
+Guarantee: at-least-once into Kafka, exactly-once where it matters (what support sees),
+because every consumer downstream is idempotent: timeline rows are keyed by ``event_id`` and
+dead letters by their source coordinates, so a message routed twice is stored once.
+
+faust's own ``exactly_once`` mode was tried and rejected: it opens one transaction per *source*
+partition but files each output in the transaction of the *destination* partition of the
+destination topic's group, which only works when outputs go to co-partitioned topics the app
+also consumes (changelogs). Sending to our timeline topics fails ("No transaction producer
+found") or, with matching partition counts, commits offsets in a different transaction than
+the outputs (faust issue #517 reports duplicates under read_committed).
+
+How at-least-once is kept, against faust's known traps:
+
+* one actor per worker (``concurrency=1``): faust can commit past an in-flight event when
+  several actors ack out of order (issue #606); scale with partitions and workers instead;
+* no manual acks (issue #315); events are acked by ``take_events`` only after the loop body
+  returns, and the body returns only after the broker acknowledged every output of the batch;
+* faust acks the in-flight batch even when the body is cancelled or raises (its iterators ack
+  in ``finally``), so a batch being delivered is finished before the cancellation goes on, and
+  a delivery failure ends the process at once (``os._exit``) before anything can be committed;
+  the supervisor restarts it and the batch is processed again from the last commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import faust
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+from prometheus_client import Counter
+
+from ingest.process import Accepted, Rejected, process
+from ingest.schema import Lane
+from redaction_rules.engine import Redactor, load_rules
+from safetrail.settings import Settings
+
+log = logging.getLogger(__name__)
+
+APP_ID = "safetrail-processor"
+BATCH_SIZE = 500
+BATCH_SECONDS = 0.1
+# Exit code when outputs could not be delivered: "restart me", distinct from a crash.
+EXIT_DELIVERY_FAILED = 75
+
+ROUTED = Counter("safetrail_processor_events_total", "Raw events routed", ["outcome"])
+
+# Headers on dead letters: the value stays the raw bytes exactly as received.
+H_REASON = "safetrail-reason"
+H_TOPIC = "safetrail-source-topic"
+H_PARTITION = "safetrail-source-partition"
+H_OFFSET = "safetrail-source-offset"
+H_EVENT_ID = "safetrail-event-id"
+H_TRACE_ID = "safetrail-trace-id"
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One message to publish for one raw event."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a raw message was read from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def route(payload: bytes, source: Source, redactor: Redactor, settings: Settings) -> Output:
+    """The output message for one raw message: pure, so it is tested without a broker."""
+    routed = process(payload, redactor)
+    if isinstance(routed, Accepted):
+        topic = settings.topic_customer if routed.lane is Lane.CUSTOMER else settings.topic_system
+        return Output(
+            topic=topic,
+            key=routed.timeline.trace_id.encode(),
+            value=routed.timeline.model_dump_json().encode(),
+        )
+    return dead_letter(routed, source, settings.topic_dlq)
+
+
+def dead_letter(rejected: Rejected, source: Source, topic: str) -> Output:
+    """The dead-letter message: raw bytes as value, reason and coordinates as headers."""
+    headers = [
+        (H_REASON, rejected.reason.encode()),
+        (H_TOPIC, source.topic.encode()),
+        (H_PARTITION, str(source.partition).encode()),
+        (H_OFFSET, str(source.offset).encode()),
+    ]
+    if rejected.event_id:
+        headers.append((H_EVENT_ID, rejected.event_id.encode()))
+    if rejected.trace_id:
+        headers.append((H_TRACE_ID, rejected.trace_id.encode()))
+    key = rejected.trace_id.encode() if rejected.trace_id else None
+    return Output(topic=topic, key=key, value=rejected.payload, headers=headers)
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    """The four topics with partitions, replication and retention from settings.
+
+    Timeline topics are only a buffer in front of ClickHouse (which keeps the long retention),
+    so every topic keeps messages for ``raw_topic_retention_hours``; the raw and dead-letter
+    topics hold unredacted input and are the ones to restrict with ACLs.
+    """
+    retention_ms = str(settings.raw_topic_retention_hours * 3600 * 1000)
+    config = {"retention.ms": retention_ms, "cleanup.policy": "delete"}
+    names = (settings.topic_raw, settings.topic_customer, settings.topic_system, settings.topic_dlq)
+    return [
+        NewTopic(
+            name,
+            num_partitions=settings.topic_partitions,
+            replication_factor=settings.topic_replication,
+            config=dict(config),
+        )
+        for name in names
+    ]
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    if not settings.kafka_bootstrap:
+        raise ValueError("SAFETRAIL_KAFKA_BOOTSTRAP is not set")
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [t for t in topic_specs(settings) if t.topic not in existing]
+    if not wanted:
+        return []
+    created = []
+    for name, fut in admin.create_topics(wanted, operation_timeout=timeout).items():
+        try:
+            fut.result(timeout=timeout)
+            created.append(name)
+        except KafkaException as exc:
+            # Another worker created it between our listing and our request: fine.
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    return created
+
+
+Sender = Callable[[Output], Awaitable[Awaitable[Any]]]
+
+
+async def deliver(outputs: Sequence[Output], send: Sender) -> None:
+    """Publish every output and return only when the broker acknowledged all of them."""
+    pending = [await send(out) for out in outputs]
+    await asyncio.gather(*pending)
+
+
+def _die(exc: BaseException) -> NoReturn:
+    # Nothing after this line may run: faust would ack (and later commit) the batch whose
+    # outputs did not all reach the broker. The restart reprocesses it from the last commit.
+    log.critical("batch not delivered, exiting for a restart: %r", exc)
+    logging.shutdown()
+    os._exit(EXIT_DELIVERY_FAILED)
+
+
+def create_app(
+    settings: Settings,
+    redactor: Redactor,
+    *,
+    app_id: str = APP_ID,
+    batch_size: int = BATCH_SIZE,
+    batch_seconds: float = BATCH_SECONDS,
+) -> faust.App:
+    """The faust app: one agent reading the raw topic in batches and routing each event."""
+    if not settings.kafka_bootstrap:
+        raise ValueError("SAFETRAIL_KAFKA_BOOTSTRAP is not set")
+    app = faust.App(
+        app_id,
+        broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+        processing_guarantee="at_least_once",
+        store="memory://",
+        autodiscover=False,
+        web_enabled=False,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        stream_buffer_maxsize=4 * batch_size,
+        # A worker killed with -9 keeps its partitions until the session times out (faust's
+        # default is 60 s); commit often so a restart repeats little work.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
+        broker_commit_interval=1.0,
+    )
+    raw = app.topic(settings.topic_raw, key_type=bytes, value_type=bytes, value_serializer="raw")
+
+    async def send(out: Output) -> Awaitable[Any]:
+        return await app.producer.send(
+            out.topic, out.key, out.value, None, None, out.headers or None
+        )
+
+    @app.agent(raw, concurrency=1, name="route")
+    async def route_raw(stream: Any) -> None:
+        async for batch in stream.take_events(batch_size, within=batch_seconds):
+            try:
+                outputs = [
+                    route(
+                        bytes(ev.message.value or b""),
+                        Source(ev.message.topic, ev.message.partition, ev.message.offset),
+                        redactor,
+                        settings,
+                    )
+                    for ev in batch
+                ]
+            except Exception as exc:  # noqa: BLE001 - faust would ack the batch regardless
+                _die(exc)
+            await _deliver_or_die(outputs, send)
+            for out in outputs:
+                ROUTED.labels(outcome=_outcome(out, settings)).inc()
+
+    return app
+
+
+async def _deliver_or_die(outputs: Sequence[Output], send: Sender) -> None:
+    task = asyncio.ensure_future(deliver(outputs, send))
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        # Rebalance or shutdown: faust acks this batch as soon as we give up, so the outputs
+        # must be in Kafka first. Finish the delivery, then let the cancellation through.
+        try:
+            await task
+        except Exception as exc:  # noqa: BLE001 - any failure means not delivered
+            _die(exc)
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure means not delivered
+        _die(exc)
+
+
+def _outcome(out: Output, settings: Settings) -> str:
+    if out.topic == settings.topic_dlq:
+        return "rejected"
+    return "customer" if out.topic == settings.topic_customer else "system"
+
+
+def build_redactor(settings: Settings) -> Redactor:
+    """The redactor for ``settings``: its rule files (or the packaged rules) and HMAC key."""
+    return Redactor(load_rules(settings.rules_path), settings.effective_hmac_key)
+
+
+def run_worker(app: faust.App, *, loglevel: str = "INFO") -> None:
+    """Run the faust worker in this process until SIGTERM/SIGINT (graceful stop)."""
+    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

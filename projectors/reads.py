@@ -1,0 +1,241 @@
+"""Read queries behind the API. Every answer shows each ``event_id`` at most once.
+
+Deduplication is ``ORDER BY event_id, ingested_at DESC LIMIT 1 BY event_id`` over the rows the
+filter selects: the newest version of each event wins, exactly what ReplacingMergeTree keeps
+after merges, but correct before merges run. Unlike ``FINAL`` it dedupes by ``event_id`` even
+across sort keys and partitions, and it still lets the customer and job projections serve the
+read (``FINAL`` reads the base table).
+
+Timeline reads also filter ``occurred_at >= now - retention``, so an answer honours retention
+exactly even while TTL merges have not removed old rows yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ingest.schema import Lane, RawEvent, TimelineEvent
+from projectors.clients import ClientPool
+from projectors.retention import RetentionPolicy
+from projectors.rows import (
+    ACCESS_LOG_COLUMNS,
+    DEAD_LETTER_COLUMNS,
+    TIMELINE_COLUMNS,
+    TRACE_INDEX_COLUMNS,
+    AccessRecord,
+    DeadLetter,
+    TraceIndexRow,
+    dead_letter_from_row,
+    timeline_from_row,
+    utc,
+)
+
+# SQL is assembled only from the column constants above and fixed fragments; every value a
+# caller supplies travels as a server-side {name:Type} parameter (hence the S608 waivers).
+_COLS = ", ".join(TIMELINE_COLUMNS)
+_TS = "DateTime64(6, 'UTC')"
+
+
+def _deduped(where: str) -> str:
+    """Newest version of each event matching ``where``, as a subquery."""
+    return (
+        f"SELECT {_COLS} FROM timeline_events WHERE {where} "  # noqa: S608
+        "ORDER BY event_id, ingested_at DESC LIMIT 1 BY event_id"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineQuery:
+    """Filters and page position for a customer timeline (``until`` is exclusive)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    lane: Lane | None = None
+    after: tuple[datetime, str] | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLogQuery:
+    """Filters and page position for the access log, oldest first."""
+
+    actor: str | None = None
+    record_kind: str | None = None
+    record_id: str | None = None
+    after: tuple[datetime, str] | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCounts:
+    """Distinct records per table (what any answer can show, before or after merges)."""
+
+    timeline_events: int
+    trace_index: int
+    raw_events: int
+    dead_letters: int
+    access_log: int
+
+
+class StoreReads:
+    """Read side of ``Store``; kept apart so each module stays about one thing."""
+
+    _pool: ClientPool
+    policy: RetentionPolicy
+
+    def _rows(self, sql: str, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        with self._pool.client() as client:
+            rows: Sequence[Sequence[Any]] = client.query(sql, parameters=params).result_rows
+            return rows
+
+    def _cutoff(self, now: datetime | None) -> datetime:
+        return self.policy.timeline_cutoff(utc(now) if now else datetime.now(UTC))
+
+    def _timeline(self, where: str, params: dict[str, Any]) -> list[TimelineEvent]:
+        sql = f"SELECT {_COLS} FROM ({_deduped(where)}) ORDER BY occurred_at, event_id"  # noqa: S608
+        return [timeline_from_row(row) for row in self._rows(sql, params)]
+
+    def trace_events(self, trace_id: str, *, now: datetime | None = None) -> list[TimelineEvent]:
+        """Events of a trace within retention, oldest first."""
+        where = f"trace_id = {{trace_id:String}} AND occurred_at >= {{since:{_TS}}}"
+        return self._timeline(where, {"trace_id": trace_id, "since": self._cutoff(now)})
+
+    def job_events(self, job_id: str, *, now: datetime | None = None) -> list[TimelineEvent]:
+        """Events naming a job (its own and the request that enqueued it), oldest first."""
+        where = f"job_id = {{job_id:String}} AND occurred_at >= {{since:{_TS}}}"
+        return self._timeline(where, {"job_id": job_id, "since": self._cutoff(now)})
+
+    def _index(self, where: str, params: dict[str, Any]) -> list[TraceIndexRow]:
+        sql = (
+            f"SELECT {', '.join(TRACE_INDEX_COLUMNS)} FROM trace_index WHERE {where} "  # noqa: S608
+            "ORDER BY event_id LIMIT 1 BY event_id"
+        )
+        rows = [TraceIndexRow.from_row(row) for row in self._rows(sql, params)]
+        return sorted(rows, key=lambda r: (r.occurred_at, r.event_id))
+
+    def trace_index(self, trace_id: str) -> list[TraceIndexRow]:
+        """Every event ever accepted for a trace (ids only, regardless of retention)."""
+        return self._index("trace_id = {trace_id:String}", {"trace_id": trace_id})
+
+    def job_index(self, job_id: str) -> list[TraceIndexRow]:
+        """Every event ever accepted naming a job (ids only, regardless of retention)."""
+        return self._index("job_id = {job_id:String}", {"job_id": job_id})
+
+    def _customer_where(self, customer_id: str, q: TimelineQuery, now: datetime | None) -> Any:
+        since = self._cutoff(now)
+        if q.since is not None:
+            since = max(since, utc(q.since))
+        where = f"customer_id = {{customer_id:String}} AND occurred_at >= {{since:{_TS}}}"
+        params: dict[str, Any] = {"customer_id": customer_id, "since": since}
+        if q.until is not None:
+            where += f" AND occurred_at < {{until:{_TS}}}"
+            params["until"] = utc(q.until)
+        if q.lane is not None:
+            where += " AND lane = {lane:String}"
+            params["lane"] = q.lane.value
+        return where, params
+
+    def customer_exists(self, customer_id: str, *, now: datetime | None = None) -> bool:
+        """True when the customer has any event within retention."""
+        sql = (
+            "SELECT 1 FROM timeline_events WHERE customer_id = {customer_id:String} "  # noqa: S608
+            f"AND occurred_at >= {{since:{_TS}}} LIMIT 1"
+        )
+        return bool(self._rows(sql, {"customer_id": customer_id, "since": self._cutoff(now)}))
+
+    def customer_timeline(
+        self, customer_id: str, query: TimelineQuery, *, now: datetime | None = None
+    ) -> list[TimelineEvent]:
+        """One page of a customer's timeline, oldest first, starting after ``query.after``.
+
+        Deduplication runs before the page position is applied so a re-sent event can never
+        appear on two pages.
+        """
+        where, params = self._customer_where(customer_id, query, now)
+        sql = f"SELECT {_COLS} FROM ({_deduped(where)})"  # noqa: S608
+        if query.after is not None:
+            sql += f" WHERE (occurred_at, event_id) > ({{after_ts:{_TS}}}, {{after_id:String}})"
+            params["after_ts"], params["after_id"] = utc(query.after[0]), query.after[1]
+        sql += " ORDER BY occurred_at, event_id LIMIT {limit:UInt32}"
+        params["limit"] = query.limit
+        return [timeline_from_row(row) for row in self._rows(sql, params)]
+
+    def count_customer_timeline(
+        self, customer_id: str, query: TimelineQuery, *, now: datetime | None = None
+    ) -> int:
+        """How many distinct events match the filters (ignores page position)."""
+        where, params = self._customer_where(customer_id, query, now)
+        rows = self._rows(f"SELECT uniqExact(event_id) FROM timeline_events WHERE {where}", params)  # noqa: S608
+        return int(rows[0][0])
+
+    def customers_by_lookup_key(self, lookup_key: str, *, now: datetime | None = None) -> list[str]:
+        """Customer ids whose kept emails/phones hash to ``lookup_key`` within retention."""
+        sql = (
+            "SELECT DISTINCT customer_id FROM customer_lookup "  # noqa: S608
+            f"WHERE lookup_key = {{key:String}} AND last_seen >= {{since:{_TS}}} "
+            "ORDER BY customer_id"
+        )
+        rows = self._rows(sql, {"key": lookup_key, "since": self._cutoff(now)})
+        return [str(row[0]) for row in rows]
+
+    def raw_events(self, trace_id: str) -> list[RawEvent]:
+        """Restricted: the raw events of a trace still within raw retention, oldest first."""
+        sql = (
+            "SELECT payload FROM (SELECT event_id, occurred_at, payload FROM raw_events "
+            "WHERE trace_id = {trace_id:String} "
+            "ORDER BY event_id, received_at DESC LIMIT 1 BY event_id) "
+            "ORDER BY occurred_at, event_id"
+        )
+        rows = self._rows(sql, {"trace_id": trace_id})
+        # Payloads are stored as sent; a missing event_id is derived again, as at ingest.
+        return [RawEvent.model_validate_json(row[0]).with_event_id() for row in rows]
+
+    def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        """Restricted: the most recent dead letters, newest first."""
+        sql = (
+            f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM dead_letters "  # noqa: S608
+            "ORDER BY dead_letter_id, received_at DESC LIMIT 1 BY dead_letter_id"
+        )
+        sql = f"SELECT * FROM ({sql}) ORDER BY received_at DESC LIMIT {{limit:UInt32}}"  # noqa: S608
+        return [dead_letter_from_row(row) for row in self._rows(sql, {"limit": limit})]
+
+    def _access_where(self, query: AccessLogQuery) -> tuple[str, dict[str, Any]]:
+        conditions, params = ["1"], dict[str, Any](limit=query.limit)
+        for name in ("actor", "record_kind", "record_id"):
+            value = getattr(query, name)
+            if value is not None:
+                conditions.append(f"{name} = {{{name}:String}}")
+                params[name] = value
+        return " AND ".join(conditions), params
+
+    def access_log(self, query: AccessLogQuery) -> list[AccessRecord]:
+        """Access-log entries matching the filters, oldest first, after ``query.after``."""
+        where, params = self._access_where(query)
+        if query.after is not None:
+            where += f" AND (at, entry_id) > ({{after_ts:{_TS}}}, {{after_id:String}})"
+            params["after_ts"], params["after_id"] = utc(query.after[0]), query.after[1]
+        sql = (
+            f"SELECT {', '.join(ACCESS_LOG_COLUMNS)} FROM access_log "  # noqa: S608
+            f"WHERE {where} ORDER BY at, entry_id LIMIT {{limit:UInt32}}"
+        )
+        return [AccessRecord.from_row(row) for row in self._rows(sql, params)]
+
+    def count_access_log(self, query: AccessLogQuery) -> int:
+        """How many access-log entries match the filters (ignores page position)."""
+        where, params = self._access_where(query)
+        return int(self._rows(f"SELECT count() FROM access_log WHERE {where}", params)[0][0])  # noqa: S608
+
+    def counts(self) -> StoreCounts:
+        """Distinct records per table, counted the way reads deduplicate."""
+        sql = (
+            "SELECT (SELECT uniqExact(event_id) FROM timeline_events),"
+            " (SELECT uniqExact(trace_id, event_id) FROM trace_index),"
+            " (SELECT uniqExact(event_id) FROM raw_events),"
+            " (SELECT uniqExact(dead_letter_id) FROM dead_letters),"
+            " (SELECT count() FROM access_log)"
+        )
+        row = self._rows(sql, {})[0]
+        return StoreCounts(*(int(v) for v in row))

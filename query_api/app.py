@@ -1,0 +1,99 @@
+"""The query API app: ``create_app(settings, store=None)``.
+
+The lifespan opens the store on ``settings.effective_clickhouse_url`` (unless one is given) and
+applies migrations. In the embedded mode it also owns the collector, so one process runs
+ingest, processing, storage and the API, as chDB allows one process per data directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from ingest.collector import EmbeddedCollector, Ingestor
+from projectors.retention import RetentionPolicy
+from projectors.store import Store
+from query_api.auth import TokenBook
+from query_api.deps import Clock
+from query_api.errors import install_error_handlers
+from query_api.metrics import Metrics, MetricsMiddleware
+from query_api.routes import access_log, customers, events, health, jobs, traces
+from query_api.routes.pages import install_support_pages
+from redaction_rules.engine import Redactor, load_rules
+from safetrail.settings import Settings
+
+
+def build_redactor(settings: Settings) -> Redactor:
+    """The redactor for ``settings``: its rule file (or the packaged rules) and HMAC key."""
+    return Redactor(load_rules(settings.rules_path), settings.effective_hmac_key)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings,
+    store: Store | None = None,
+    *,
+    ingestor: Ingestor | None = None,
+    redactor: Redactor | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """Build the API app.
+
+    ``store``: an open store to use (the caller keeps ownership); otherwise the app opens one
+    at startup and closes it at shutdown. ``ingestor``: where ``POST /v1/events`` sends events;
+    by default the embedded collector in embedded mode, none in scale-out mode.
+    ``redactor``/``clock`` replace the configured ones (tests, the demo).
+    """
+    metrics = Metrics()
+    # Built once, at creation: a broken rule file stops the app before it serves anything.
+    rules = redactor or build_redactor(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        opened = store is None
+        if store is None:
+            policy = RetentionPolicy.from_settings(settings)
+            active = await run_in_threadpool(Store.open, settings.effective_clickhouse_url, policy)
+        else:
+            active = store
+        owned: Ingestor | None = None
+        try:
+            await run_in_threadpool(active.migrate)
+            chosen = ingestor
+            if chosen is None and settings.embedded:
+                owned = chosen = EmbeddedCollector(active, rules, listener=metrics.observe_ingest)
+            app.state.store = active
+            app.state.ingestor = chosen
+            yield
+        finally:
+            app.state.ingestor = None
+            if owned is not None:
+                await run_in_threadpool(owned.close)
+            app.state.store = None
+            if opened:
+                active.close()
+
+    app = FastAPI(
+        title="safetrail query API",
+        version="1",
+        summary="Customer-safe debug timelines: trace chains, job history, customer timelines.",
+        lifespan=lifespan,
+        docs_url="/docs",
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.token_book = TokenBook(settings.effective_tokens)
+    app.state.clock = clock or _utc_now
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    for module in (events, traces, jobs, customers, access_log, health):
+        app.include_router(module.router)
+    install_support_pages(app, settings, rules)
+    return app

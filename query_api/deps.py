@@ -1,0 +1,136 @@
+"""Dependency aliases for routes: settings, store, ingestor, clock, caller, role checks.
+
+Routes declare what they need as ``Annotated`` aliases (``StoreDep``, ``SupportUser``, ...)
+instead of reaching into ``app.state``; tests swap the real objects through ``create_app``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ingest.collector import Ingestor
+from projectors.store import Store
+from query_api.auth import Principal, TokenBook, authenticate, authorize
+from query_api.errors import ApiError
+from safetrail.settings import Role, Settings
+
+Clock = Callable[[], datetime]
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An API token from SAFETRAIL_API_TOKENS (the demo prints its tokens).",
+)
+_MAX_REASON = 200
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_store(request: Request) -> Store:
+    """The store opened by the app's lifespan."""
+    store: Store | None = getattr(request.app.state, "store", None)
+    if store is None:
+        raise ApiError(503, "storage_unavailable", "Storage is not open yet; retry shortly.")
+    return store
+
+
+def get_ingestor(request: Request) -> Ingestor:
+    """Where this app sends ingested events; 503 when this replica does not ingest."""
+    ingestor: Ingestor | None = getattr(request.app.state, "ingestor", None)
+    if ingestor is None:
+        raise ApiError(
+            503,
+            "ingest_unavailable",
+            "This API replica does not ingest events: with SAFETRAIL_KAFKA_BOOTSTRAP set, "
+            "services publish to Kafka (or to a replica running the Kafka ingestor).",
+        )
+    return ingestor
+
+
+def get_now(request: Request) -> datetime:
+    """The current time from the app's clock (fixed in tests)."""
+    clock: Clock = request.app.state.clock
+    return clock()
+
+
+def current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, from the bearer token; 401 when missing or unknown."""
+    book: TokenBook = request.app.state.token_book
+    if credentials is None:
+        header = request.headers.get("authorization")
+        # HTTPBearer hides a malformed header; tell "wrong scheme" apart from "no header".
+        scheme, _, token = (header or "").partition(" ")
+        return authenticate(book, scheme or None, token.strip() or None if header else None)
+    return authenticate(book, credentials.scheme, credentials.credentials)
+
+
+def require(role: Role) -> Callable[[Principal], Principal]:
+    """A dependency that lets through callers whose role includes ``role`` (else 403)."""
+
+    def check(user: Annotated[Principal, Depends(current_user)]) -> Principal:
+        return authorize(user, role)
+
+    return check
+
+
+def access_reason(request: Request) -> str | None:
+    """Optional ``X-Access-Reason`` header (e.g. a ticket number), stored in the access log."""
+    reason = request.headers.get("x-access-reason")
+    return reason.strip()[:_MAX_REASON] or None if reason else None
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_stuck_after(settings: SettingsDep) -> timedelta:
+    """How long a queued or running step may go without news before it counts as stuck."""
+    return timedelta(minutes=settings.stuck_after_minutes)
+
+
+StuckAfter = Annotated[timedelta, Depends(get_stuck_after)]
+StoreDep = Annotated[Store, Depends(get_store)]
+IngestorDep = Annotated[Ingestor, Depends(get_ingestor)]
+NowDep = Annotated[datetime, Depends(get_now)]
+CurrentUser = Annotated[Principal, Depends(current_user)]
+ServiceUser = Annotated[Principal, Depends(require(Role.SERVICE))]
+SupportUser = Annotated[Principal, Depends(require(Role.SUPPORT))]
+EngineerUser = Annotated[Principal, Depends(require(Role.ENGINEER))]
+AdminUser = Annotated[Principal, Depends(require(Role.ADMIN))]
+AccessReason = Annotated[str | None, Depends(access_reason)]
+
+
+class Audit:
+    """Writes the access-log entry for a read: who, which route, which record, why."""
+
+    def __init__(self, store: Store, user: Principal, route: str, reason: str | None) -> None:
+        self._store, self._user, self._route, self._reason = store, user, route, reason
+
+    def record(self, record_kind: str, record_id: str) -> None:
+        """Log the read before the record is returned (no entry, no answer)."""
+        self._store.log_access(
+            actor=self._user.name,
+            role=self._user.role.value,
+            route=self._route,
+            record_kind=record_kind,
+            record_id=record_id,
+            reason=self._reason,
+        )
+
+
+def get_audit(request: Request, store: StoreDep, user: CurrentUser, reason: AccessReason) -> Audit:
+    """The access-log writer for this request, bound to its caller and route template."""
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    return Audit(store, user, route, reason)
+
+
+AuditDep = Annotated[Audit, Depends(get_audit)]

@@ -1,0 +1,79 @@
+"""Prometheus metrics: ingest counts and request latency, on a registry per app.
+
+A registry per app (not the global one) keeps several apps in one process, as in tests,
+from clashing over metric names.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ingest.collector import IngestReport
+
+
+class Metrics:
+    """The metrics of one API app."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.ingest_events = Counter(
+            "safetrail_ingest_events",
+            "Events received, by result (accepted or rejected).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "safetrail_http_requests",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "safetrail_http_request_duration_seconds",
+            "HTTP request latency by route template and method.",
+            ["route", "method"],
+            registry=self.registry,
+        )
+        for result in ("accepted", "rejected"):
+            self.ingest_events.labels(result=result)
+
+    def observe_ingest(self, report: IngestReport) -> None:
+        """Count a request's events once they are durable."""
+        self.ingest_events.labels(result="accepted").inc(report.accepted)
+        self.ingest_events.labels(result="rejected").inc(report.rejected)
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Times every HTTP request; labels by route template so ids do not explode cardinality."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = str(scope.get("method", ""))
+            self.metrics.latency.labels(route, method).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(route, method, str(status)).inc()

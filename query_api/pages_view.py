@@ -1,0 +1,181 @@
+"""What the support page shows, derived from the API's response models.
+
+Pure functions only: the trace page's escalation facts and its "at a glance" answers to the
+five questions support asks, plus the formatting filters the templates use. Everything here
+reads the same redacted models the JSON API returns, so the page cannot show more than the API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ingest.schema import Lane
+from query_api.models import BrokenLink, StepKind, StepOut, StepState, TraceChain, TraceStatus
+from redaction_rules.escalation import EscalationHint, TraceFacts
+
+_STATE_WORDS = {
+    "done": "Done",
+    "failed": "Failed",
+    "running": "Running",
+    "queued": "Queued",
+    "unknown": "Unknown",
+    "incomplete": "Incomplete",
+    "stuck": "Stuck",
+}
+QUESTIONS = (
+    "Did the customer finish the action?",
+    "What state is the job in now?",
+    "Did the system send it or retry?",
+    "When did it start?",
+    "Support or engineering?",
+)
+
+
+def utc_time(value: datetime | None) -> str:
+    """``2026-11-26 10:02:11 UTC``: one unambiguous format everywhere on the page."""
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else "—"
+
+
+def duration(seconds: float | None) -> str:
+    """A delay in plain units: ``49 s``, ``10 min``, ``1 h 5 min``, ``2 d 3 h``."""
+    if seconds is None:
+        return "—"
+    total = round(seconds)
+    if total < 60:
+        return f"{total} s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min" + (f" {secs} s" if secs and minutes < 10 else "")
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h" + (f" {minutes} min" if minutes else "")
+    days, hours = divmod(hours, 24)
+    return f"{days} d" + (f" {hours} h" if hours else "")
+
+
+def state_word(state: str | None) -> str:
+    """The state as a capitalised word (never shown by colour alone)."""
+    return _STATE_WORDS.get(state or "unknown", (state or "unknown").replace("_", " ").capitalize())
+
+
+_ACRONYMS = {"ip": "IP", "smtp": "SMTP", "url": "URL", "id": "ID", "api": "API", "http": "HTTP"}
+
+
+def field_label(path: str) -> str:
+    """A kept field path in plain words: ``address.city`` -> ``Address city``, ``ip`` -> ``IP``."""
+    words = path.replace("[", " ").replace("]", "").replace(".", " ").replace("_", " ").split()
+    if not words:
+        return path
+    words = [_ACRONYMS.get(w.lower(), w.lower()) for w in words]
+    return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
+
+
+def lane_word(lane: Lane | str) -> str:
+    """The badge text that tells customer actions from system work."""
+    return "Customer" if str(lane) == Lane.CUSTOMER.value else "System"
+
+
+def main_job(chain: TraceChain) -> StepOut | None:
+    """The job step the summary is about (the same one ``summary.txt`` names)."""
+    wanted = chain.summary.main_job_id
+    jobs = [s for s in chain.steps if s.kind is StepKind.JOB]
+    return next((s for s in jobs if s.job_id == wanted), jobs[0] if jobs else None)
+
+
+def _quiet_minutes(chain: TraceChain, now: datetime) -> float | None:
+    """Minutes since the last news from the unfinished job that has been quiet longest."""
+    quiet: list[float] = []
+    for step in chain.steps:
+        if step.kind is not StepKind.JOB or step.state not in (StepState.QUEUED, StepState.RUNNING):
+            continue
+        seen = [e.occurred_at for e in chain.events if e.job_id == step.job_id]
+        if seen:
+            quiet.append((now - max(seen)).total_seconds() / 60)
+    return max(quiet, default=None)
+
+
+def trace_facts(chain: TraceChain | None, now: datetime) -> TraceFacts:
+    """The facts the escalation rules decide from (no personal data: states, codes, minutes)."""
+    if chain is None:
+        return TraceFacts(found=False)
+    status = chain.summary.status
+    final = {
+        TraceStatus.FAILED: "failed",
+        TraceStatus.DONE: "done",
+        TraceStatus.RUNNING: "running",
+        TraceStatus.QUEUED: "queued",
+        TraceStatus.STUCK: "running",
+        TraceStatus.INCOMPLETE: "done",
+    }.get(status)
+    return TraceFacts(
+        found=True,
+        final_state=final,
+        error_codes=tuple(e.error_code for e in chain.events if e.error_code),
+        job_missing=any(s.broken_link is BrokenLink.JOB_NOT_FOUND for s in chain.steps),
+        removed_by_retention=status is TraceStatus.UNKNOWN,
+        quiet_minutes=_quiet_minutes(chain, now),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One of the five questions with its answer in plain words."""
+
+    question: str
+    answer: str
+
+
+def _finished(chain: TraceChain) -> str:
+    requests = [s for s in chain.steps if s.kind is StepKind.REQUEST and s.broken_link is None]
+    done = next((s for s in requests if s.state is StepState.DONE), None)
+    if done is not None:
+        return f"Yes: {done.label} at {utc_time(done.finished_at or done.started_at)}."
+    if requests:
+        last = requests[-1]
+        return f"No: {last.label} is {state_word(last.state).lower()}."
+    return "Unknown: this trace holds no customer action (it may be older than retention)."
+
+
+def _job_state(job: StepOut | None) -> str:
+    if job is None:
+        return "There is no background job in this trace."
+    if job.broken_link is BrokenLink.JOB_NOT_FOUND:
+        return f"Job not found: {job.job_id} never started."
+    if job.broken_link is BrokenLink.REMOVED_BY_RETENTION and job.state is StepState.UNKNOWN:
+        return f"Removed by retention: {job.label} is older than the retention period."
+    if job.stuck:
+        return f"Stuck: {job.label} is {state_word(job.state).lower()} with no recent news."
+    return f"{state_word(job.state)}: {job.label}."
+
+
+def _sent_or_retried(job: StepOut | None) -> str:
+    if job is None or job.broken_link is BrokenLink.JOB_NOT_FOUND:
+        return "No: nothing was sent or retried, the job never ran."
+    if job.state is StepState.UNKNOWN:
+        return "Unknown: the job's events were removed by retention."
+    retried = (
+        f"retried {job.retries} time{'s' if job.retries != 1 else ''}"
+        f" (waits {', '.join(duration(d) for d in job.retry_delays_seconds)})"
+        if job.retries
+        else "no retry"
+    )
+    if job.state is StepState.DONE:
+        return f"Yes: {job.label} finished on attempt {job.attempts}; {retried}."
+    if job.state is StepState.FAILED:
+        why = f": {job.reason}" if job.reason else ""
+        return f"No: {job.label} failed on attempt {job.attempts}{why}; {retried}."
+    return f"Not yet: attempt {job.attempts} is {state_word(job.state).lower()}; {retried}."
+
+
+def glance(chain: TraceChain, hint: EscalationHint) -> list[Answer]:
+    """The five questions support asks, answered from the trace alone."""
+    job = main_job(chain)
+    answers = (
+        _finished(chain),
+        _job_state(job),
+        _sent_or_retried(job),
+        utc_time(chain.summary.started_at),
+        f"{hint.headline}: {hint.next_step}",
+    )
+    return [Answer(q, a) for q, a in zip(QUESTIONS, answers, strict=True)]

@@ -1,0 +1,138 @@
+"""Read functions shared by the JSON routes and the support page.
+
+Each takes the store and the current time and returns a response model (or None when the record
+is unknown). They do not write the access log: the caller does, once per record shown.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import orjson
+
+from ingest.schema import Lane
+from projectors.reads import TimelineQuery
+from projectors.rows import utc
+from projectors.store import Store
+from query_api.chain import DEFAULT_STUCK_AFTER, build_chain, build_job_history
+from query_api.models import EventOut, JobHistory, Page, TraceChain
+
+MAX_PAGE = 500
+MAX_EXPORT_ROWS = 100_000
+
+
+class BadCursor(ValueError):
+    """A page cursor that this API did not issue (or that was altered)."""
+
+
+def encode_cursor(occurred_at: datetime, event_id: str) -> str:
+    """Opaque cursor for the position after an event."""
+    raw = orjson.dumps([utc(occurred_at).isoformat(), event_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The position a cursor stands for; ``BadCursor`` if it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        when, event_id = orjson.loads(raw)
+        return utc(datetime.fromisoformat(when)), str(event_id)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise BadCursor("the cursor is not valid; start again without it") from exc
+
+
+def _retention(store: Store) -> timedelta:
+    return timedelta(days=store.policy.retention_days)
+
+
+def get_trace_chain(
+    store: Store, trace_id: str, *, now: datetime, stuck_after: timedelta = DEFAULT_STUCK_AFTER
+) -> TraceChain | None:
+    """The trace chain, or None when neither the timeline nor the index knows the trace."""
+    events = store.trace_events(trace_id, now=now)
+    index = store.trace_index(trace_id)
+    if not events and not index:
+        return None
+    return build_chain(events, index, now, _retention(store), stuck_after=stuck_after)
+
+
+def get_job_history(
+    store: Store, job_id: str, *, now: datetime, stuck_after: timedelta = DEFAULT_STUCK_AFTER
+) -> JobHistory | None:
+    """One job's history, or None when nothing names the job."""
+    events = store.job_events(job_id, now=now)
+    index = store.job_index(job_id)
+    return build_job_history(job_id, events, index, now, _retention(store), stuck_after=stuck_after)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineFilter:
+    """Customer timeline filters: lane and ``[since, until)`` range."""
+
+    lane: Lane | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def get_customer_timeline(
+    store: Store,
+    customer_id: str,
+    *,
+    now: datetime,
+    filters: TimelineFilter | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> Page[EventOut] | None:
+    """One page of the customer's timeline, oldest first; None for an unknown customer."""
+    if not store.customer_exists(customer_id, now=now):
+        return None
+    filters = filters or TimelineFilter()
+    limit = max(1, min(limit, MAX_PAGE))
+    query = TimelineQuery(
+        since=filters.since,
+        until=filters.until,
+        lane=filters.lane,
+        after=decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,  # one extra row tells whether a next page exists
+    )
+    rows = store.customer_timeline(customer_id, query, now=now)
+    count = store.count_customer_timeline(customer_id, query, now=now)
+    page, more = rows[:limit], len(rows) > limit
+    return Page[EventOut](
+        data=[EventOut.from_timeline(e) for e in page],
+        count=count,
+        next=encode_cursor(page[-1].occurred_at, page[-1].event_id) if more else None,
+    )
+
+
+def export_customer_timeline(
+    store: Store,
+    customer_id: str,
+    *,
+    now: datetime,
+    filters: TimelineFilter | None = None,
+    max_rows: int = MAX_EXPORT_ROWS,
+) -> list[EventOut] | None:
+    """Every event of the filtered timeline (up to ``max_rows``), oldest first."""
+    if not store.customer_exists(customer_id, now=now):
+        return None
+    filters = filters or TimelineFilter()
+    out: list[EventOut] = []
+    after: tuple[datetime, str] | None = None
+    while len(out) < max_rows:
+        query = TimelineQuery(
+            since=filters.since,
+            until=filters.until,
+            lane=filters.lane,
+            after=after,
+            limit=min(10_000, max_rows - len(out)),
+        )
+        rows = store.customer_timeline(customer_id, query, now=now)
+        out.extend(EventOut.from_timeline(e) for e in rows)
+        if len(rows) < query.limit:
+            break
+        after = (rows[-1].occurred_at, rows[-1].event_id)
+    return out

@@ -1,0 +1,107 @@
+"""Customer timeline, JSON pages and CSV export (roles support, engineer, admin)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from ingest.schema import Lane
+from projectors.rows import utc
+from query_api.deps import AuditDep, NowDep, StoreDep, SupportUser
+from query_api.errors import ApiError, error_responses, not_found, text_responses
+from query_api.exports import timeline_csv
+from query_api.models import EventOut, Page
+from query_api.queries import (
+    MAX_PAGE,
+    BadCursor,
+    TimelineFilter,
+    export_customer_timeline,
+    get_customer_timeline,
+)
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
+
+CustomerIdPath = Annotated[
+    str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$", examples=["48291"])
+]
+_ERRORS = error_responses(400, 401, 403, 404)
+
+
+def timeline_filter(
+    lane: Annotated[Lane | None, Query(description="customer or system")] = None,
+    since: Annotated[datetime | None, Query(description="from this time (inclusive)")] = None,
+    until: Annotated[datetime | None, Query(description="up to this time (exclusive)")] = None,
+) -> TimelineFilter:
+    """Lane and time range from the query string; a range that ends before it starts is 400.
+
+    Times without a zone are read as UTC, like every time the API returns.
+    """
+    since = utc(since) if since is not None else None
+    until = utc(until) if until is not None else None
+    if since is not None and until is not None and until <= since:
+        raise ApiError(400, "bad_range", "'until' must be later than 'since'.")
+    return TimelineFilter(lane=lane, since=since, until=until)
+
+
+FilterDep = Annotated[TimelineFilter, Depends(timeline_filter)]
+
+
+@router.get("/{customer_id}/timeline", response_model=Page[EventOut], responses=_ERRORS)
+async def get_timeline(
+    customer_id: CustomerIdPath,
+    _: SupportUser,
+    store: StoreDep,
+    audit: AuditDep,
+    now: NowDep,
+    filters: FilterDep,
+    cursor: Annotated[str | None, Query(description="'next' of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> Page[EventOut]:
+    """The customer's events oldest first, paginated; ``next`` is absent on the last page."""
+    await run_in_threadpool(audit.record, "customer", customer_id)
+    try:
+        page = await run_in_threadpool(
+            get_customer_timeline,
+            store,
+            customer_id,
+            now=now,
+            filters=filters,
+            cursor=cursor,
+            limit=limit,
+        )
+    except BadCursor as exc:
+        raise ApiError(400, "bad_cursor", str(exc)) from exc
+    if page is None:
+        raise not_found("customer", customer_id)
+    return page
+
+
+@router.get(
+    "/{customer_id}/timeline.csv",
+    response_model=None,
+    responses=text_responses("text/csv", 400, 401, 403, 404),
+)
+async def get_timeline_csv(
+    customer_id: CustomerIdPath,
+    _: SupportUser,
+    store: StoreDep,
+    audit: AuditDep,
+    now: NowDep,
+    filters: FilterDep,
+) -> Response:
+    """The same timeline as CSV, with the same masks (formula cells neutralised)."""
+    await run_in_threadpool(audit.record, "customer_export", customer_id)
+    events = await run_in_threadpool(
+        export_customer_timeline, store, customer_id, now=now, filters=filters
+    )
+    if events is None:
+        raise not_found("customer", customer_id)
+    return Response(
+        timeline_csv(events),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{customer_id}-timeline.csv"'},
+    )

@@ -1,0 +1,290 @@
+"""The support page: search, trace, customer, job and access-log pages (server-rendered HTML).
+
+Read-only, and no more than the JSON API: every page is built from the same query functions
+and response models as ``/v1``, and writes the same access-log entry (who, route, record)
+before it shows anything. Sign-in is described in ``query_api.pages_auth``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, FastAPI, Form, Query, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+
+from query_api.deps import NowDep, StoreDep, StuckAfter
+from query_api.exports import timeline_csv
+from query_api.pages_auth import SESSION_COOKIE, SESSION_SECONDS, cookie_is_secure, same_origin
+from query_api.pages_deps import PageAudit, SignedIn, TimelineForm, checked_id, show
+from query_api.pages_render import (
+    SECURITY_HEADERS,
+    STATIC_DIR,
+    STATIC_PREFIX,
+    LoginRequired,
+    PageError,
+    SupportPages,
+    login_required_handler,
+    page_error_handler,
+    pages_state,
+    redirect,
+    render,
+)
+from query_api.pages_search import QueryKind, classify
+from query_api.pages_view import glance, trace_facts
+from query_api.queries import (
+    BadCursor,
+    export_customer_timeline,
+    get_customer_timeline,
+    get_job_history,
+    get_trace_chain,
+)
+from query_api.routes.pages_admin import router as admin_router
+from query_api.summary import render_summary_text
+from redaction_rules.engine import Redactor
+from redaction_rules.escalation import evaluate
+from safetrail.settings import Settings
+
+router = APIRouter(prefix="/support", include_in_schema=False)
+KIND_WORDS = {
+    "request": "customer request",
+    "job": "background job",
+    "error": "error",
+    "event": "system event",
+}
+MAX_QUERY = 256
+
+
+def _safe_next(value: str | None) -> str:
+    # Only this page's own paths: a crafted link must not send a user to another site.
+    if value and value.startswith("/support") and not value.startswith("//"):
+        return value
+    return "/support"
+
+
+# --- sign-in --------------------------------------------------------------------------
+
+
+@router.get("/login")
+def login_form(
+    request: Request, next_url: Annotated[str | None, Query(alias="next")] = None
+) -> Response:
+    """The sign-in form (already signed in: straight on)."""
+    pages = pages_state(request)
+    if pages.signer.resolve(request.cookies.get(SESSION_COOKIE)) is not None:
+        return redirect(_safe_next(next_url))
+    return render(request, "login.html", {"next_url": _safe_next(next_url), "error": None})
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    token: Annotated[str, Form()],
+    next_url: Annotated[str, Form(alias="next")] = "/support",
+) -> Response:
+    """Check the API token once and set the session cookie."""
+    pages = pages_state(request)
+    client = request.client.host if request.client else "unknown"
+    ctx: dict[str, Any] = {"next_url": _safe_next(next_url)}
+    if not same_origin(request):
+        return render(request, "login.html", {**ctx, "error": "Sign in from this site."}, 403)
+    if pages.logins.is_full(client):
+        ctx["error"] = "Too many failed sign-ins. Wait a minute, then try again."
+        return render(request, "login.html", ctx, 429)
+    cookie = pages.signer.issue(token)
+    if cookie is None:
+        pages.logins.allow(client)  # only failures count, so a shared office address is fine
+        ctx["error"] = "That token is not valid, or it cannot open the support page."
+        return render(request, "login.html", ctx, 401)
+    response = redirect(_safe_next(next_url))
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=SESSION_SECONDS,
+        path="/support",
+        httponly=True,
+        samesite="strict",
+        secure=cookie_is_secure(request),
+    )
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    """Forget the session in this browser."""
+    response = redirect("/support/login")
+    if same_origin(request):
+        response.delete_cookie(SESSION_COOKIE, path="/support", httponly=True, samesite="strict")
+    return response
+
+
+# --- search -----------------------------------------------------------------------------
+
+
+@router.get("")
+def search_page(request: Request, user: SignedIn) -> Response:
+    """The one search box."""
+    return show(request, user, "search.html", matches=None, error=None)
+
+
+@router.post("/search")
+def search(
+    request: Request,
+    user: SignedIn,
+    store: StoreDep,
+    log: PageAudit,
+    now: NowDep,
+    q: Annotated[str, Form()] = "",
+) -> Response:
+    """Open the record typed; an email or phone is looked up by its keyed HMAC only.
+
+    What was typed is never logged, stored or written back into the page.
+    """
+    if not same_origin(request):
+        raise PageError(403, "Search refused", "Search from this site's own search page.")
+    # Checked here, not by the form parser, so an over-long value gets this page, not JSON.
+    kind = classify(q) if len(q) <= MAX_QUERY else QueryKind.INVALID
+    value = q.strip()
+    if kind is QueryKind.AMBIGUOUS:
+        kind = QueryKind.CUSTOMER if store.customer_exists(value, now=now) else QueryKind.CONTACT
+    if kind is QueryKind.TRACE:
+        return redirect(f"/support/traces/{value}")
+    if kind is QueryKind.JOB:
+        return redirect(f"/support/jobs/{value}")
+    if kind is QueryKind.CUSTOMER:
+        return redirect(f"/support/customers/{value}")
+    if kind is QueryKind.INVALID:
+        error = "That is not a trace ID, customer ID, job ID, email address or phone number."
+        return show(request, user, "search.html", 400, matches=None, error=error)
+    pages = pages_state(request)
+    if not pages.lookups.allow(user.name):
+        limit = pages.settings.lookups_per_minute
+        error = f"You reached {limit} email or phone lookups in a minute. Wait a minute."
+        return show(request, user, "search.html", 429, matches=None, error=error)
+    key = pages.redactor.lookup_key(value)
+    if key is None:
+        error = "That is not a valid email address or phone number."
+        return show(request, user, "search.html", 400, matches=None, error=error)
+    matches = store.customers_by_lookup_key(key, now=now)
+    log.record("customer_lookup", ",".join(matches)[:512] or "no match")
+    return show(request, user, "search.html", matches=matches, error=None)
+
+
+# --- records ----------------------------------------------------------------------------
+
+
+@router.get("/traces/{trace_id}")
+def trace_page(
+    request: Request,
+    trace_id: str,
+    user: SignedIn,
+    store: StoreDep,
+    log: PageAudit,
+    stuck: StuckAfter,
+    now: NowDep,
+) -> Response:
+    """Status and escalation hint on top, then steps, event history and the ticket summary."""
+    checked_id(trace_id, "trace")
+    log.record("trace", trace_id)
+    chain = get_trace_chain(store, trace_id, now=now, stuck_after=stuck)
+    pages = pages_state(request)
+    minutes = int(stuck.total_seconds() // 60)
+    hint = evaluate(trace_facts(chain, now), pages.escalation, stuck_after_minutes=minutes)
+    if chain is None:
+        raise PageError(404, "Trace not found", f"{hint.reason} {hint.next_step}")
+    return show(
+        request,
+        user,
+        "trace.html",
+        chain=chain,
+        hint=hint,
+        answers=glance(chain, hint),
+        summary_text=render_summary_text(chain),
+        kind_words=KIND_WORDS,
+    )
+
+
+@router.get("/jobs/{job_id}")
+def job_page(
+    request: Request,
+    job_id: str,
+    user: SignedIn,
+    store: StoreDep,
+    log: PageAudit,
+    stuck: StuckAfter,
+    now: NowDep,
+) -> Response:
+    """One job: attempts with the wait before each retry, final result, events."""
+    checked_id(job_id, "job")
+    log.record("job", job_id)
+    job = get_job_history(store, job_id, now=now, stuck_after=stuck)
+    if job is None:
+        raise PageError(404, "Job not found", f"No job {job_id} is known within retention.")
+    return show(request, user, "job.html", job=job)
+
+
+@router.get("/customers/{customer_id}.csv")
+def customer_csv(
+    customer_id: str, user: SignedIn, store: StoreDep, log: PageAudit, now: NowDep, f: TimelineForm
+) -> Response:
+    """The filtered timeline as CSV, exactly as the API exports it (same masks)."""
+    checked_id(customer_id, "customer")
+    _, filters, error = f
+    if error:
+        raise PageError(400, "Export refused", error)
+    log.record("customer_export", customer_id)
+    events = export_customer_timeline(store, customer_id, now=now, filters=filters)
+    if events is None:
+        raise PageError(404, "Customer not found", f"No customer {customer_id} within retention.")
+    disposition = f'attachment; filename="{customer_id}-timeline.csv"'
+    headers = {**SECURITY_HEADERS, "Content-Disposition": disposition}
+    return Response(timeline_csv(events), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@router.get("/customers/{customer_id}")
+def customer_page(
+    request: Request,
+    customer_id: str,
+    user: SignedIn,
+    store: StoreDep,
+    log: PageAudit,
+    now: NowDep,
+    f: TimelineForm,
+    cursor: str | None = None,
+) -> Response:
+    """The customer's timeline, oldest first, with lane and time filters and CSV export."""
+    checked_id(customer_id, "customer")
+    form, filters, error = f
+    log.record("customer", customer_id)
+    try:
+        page = get_customer_timeline(store, customer_id, now=now, filters=filters, cursor=cursor)
+    except BadCursor:
+        page, error = None, "That page link is no longer valid; showing the first page."
+        page = get_customer_timeline(store, customer_id, now=now, filters=filters)
+    if page is None:
+        raise PageError(404, "Customer not found", f"No customer {customer_id} within retention.")
+    query = {k: v for k, v in form.items() if v} if not error else {}
+    base = f"/support/customers/{customer_id}"
+    return show(
+        request,
+        user,
+        "customer.html",
+        customer_id=customer_id,
+        page=page,
+        form=form,
+        error=error,
+        csv_url=f"{base}.csv?{urlencode(query)}" if query else f"{base}.csv",
+        next_url=f"{base}?{urlencode({**query, 'cursor': page.next})}" if page.next else None,
+        first_url=f"{base}?{urlencode(query)}" if cursor else None,
+    )
+
+
+def install_support_pages(app: FastAPI, settings: Settings, redactor: Redactor) -> None:
+    """Add the support page to the API app: routes, static files, page error handling."""
+    app.state.support_pages = SupportPages.build(settings, redactor)
+    app.include_router(router)
+    app.include_router(admin_router)
+    app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="support-static")
+    app.add_exception_handler(LoginRequired, login_required_handler)
+    app.add_exception_handler(PageError, page_error_handler)

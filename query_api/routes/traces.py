@@ -1,0 +1,63 @@
+"""Trace chain and its copyable summary (roles support, engineer, admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse
+
+from query_api.deps import AuditDep, NowDep, StoreDep, StuckAfter, SupportUser
+from query_api.errors import error_responses, not_found, text_responses
+from query_api.models import TraceChain
+from query_api.queries import get_trace_chain
+from query_api.summary import render_summary_text
+
+router = APIRouter(prefix="/v1/traces", tags=["traces"])
+
+TraceIdPath = Annotated[
+    str, Path(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$", examples=["tr_9c1f2a7b"])
+]
+_ERRORS = error_responses(401, 403, 404)
+
+
+async def _chain(
+    store: StoreDep, audit: AuditDep, stuck: StuckAfter, now: NowDep, trace_id: str
+) -> TraceChain:
+    await run_in_threadpool(audit.record, "trace", trace_id)
+    chain = await run_in_threadpool(get_trace_chain, store, trace_id, now=now, stuck_after=stuck)
+    if chain is None:
+        raise not_found("trace", trace_id)
+    return chain
+
+
+@router.get("/{trace_id}", response_model=TraceChain, responses=_ERRORS)
+async def get_trace(
+    trace_id: TraceIdPath,
+    _: SupportUser,
+    store: StoreDep,
+    audit: AuditDep,
+    stuck: StuckAfter,
+    now: NowDep,
+) -> TraceChain:
+    """The trace chain: summary on top, then each step (request, job, error), then events."""
+    return await _chain(store, audit, stuck, now, trace_id)
+
+
+@router.get(
+    "/{trace_id}/summary.txt",
+    response_model=None,
+    responses=text_responses("text/plain", 401, 403, 404),
+)
+async def get_trace_summary_text(
+    trace_id: TraceIdPath,
+    _: SupportUser,
+    store: StoreDep,
+    audit: AuditDep,
+    stuck: StuckAfter,
+    now: NowDep,
+) -> PlainTextResponse:
+    """The redacted summary to paste into a ticket: Customer ID, Trace, Job, Email, Error."""
+    chain = await _chain(store, audit, stuck, now, trace_id)
+    return PlainTextResponse(render_summary_text(chain))

@@ -1,0 +1,254 @@
+"""Turn the events of one request or one job into a step: attempts, retries, delays, state.
+
+Pure functions over redacted timeline events. How an event moves a step along is read from
+the last segment of its type and its ``status``:
+
+* ``queued`` puts a job in the queue; ``started``/``attempt`` begin an attempt;
+* ``retry`` begins the next attempt and carries why the previous one failed ("Retry 1 after
+  provider timeout"); a ``retry`` whose ``attempt`` equals the running attempt instead marks
+  that attempt failed and the next start is the retry;
+* ``sent``/``delivered``/``succeeded``/``done`` (or status done) finish an attempt;
+  ``failed``/``bounced`` (or status failed) fail it; a later terminal event of the same attempt
+  wins, because a message can be sent and then bounce;
+* an explicit ``attempt`` number higher than the current one always begins a new attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum, auto
+
+from ingest.schema import Lane, TimelineEvent
+from query_api.models import AttemptOut, StepKind, StepOut, StepState
+
+
+class Move(Enum):
+    """What one event does to its step."""
+
+    QUEUED = auto()
+    START = auto()
+    RETRY = auto()
+    PROGRESS = auto()
+    SUCCESS = auto()
+    FAILURE = auto()
+
+
+_BY_SUFFIX = {
+    "queued": Move.QUEUED,
+    "enqueued": Move.QUEUED,
+    "scheduled": Move.QUEUED,
+    "started": Move.START,
+    "attempt": Move.START,
+    "retry": Move.RETRY,
+    "retrying": Move.RETRY,
+    "retried": Move.RETRY,
+    "progress": Move.PROGRESS,
+    "running": Move.PROGRESS,
+    "sent": Move.SUCCESS,
+    "delivered": Move.SUCCESS,
+    "succeeded": Move.SUCCESS,
+    "done": Move.SUCCESS,
+    "completed": Move.SUCCESS,
+    "created": Move.SUCCESS,
+    "submitted": Move.SUCCESS,
+    "requested": Move.SUCCESS,
+    "changed": Move.SUCCESS,
+    "updated": Move.SUCCESS,
+    "failed": Move.FAILURE,
+    "bounced": Move.FAILURE,
+    "rejected": Move.FAILURE,
+}
+
+
+def classify(event: TimelineEvent) -> Move:
+    """How ``event`` moves its step; an explicit status outranks the type's wording."""
+    suffix = event.type.rsplit(".", 1)[-1]
+    by_suffix = _BY_SUFFIX.get(suffix)
+    if by_suffix is Move.RETRY:
+        return Move.RETRY
+    if event.status == "failed":
+        return Move.FAILURE
+    if event.status == "done":
+        return Move.SUCCESS
+    if by_suffix is not None:
+        return by_suffix
+    if event.status == "queued":
+        return Move.QUEUED
+    if event.status == "running":
+        return Move.PROGRESS
+    # A customer event is a point in time: the customer did it. A system event of unknown
+    # wording is activity, not an outcome.
+    return Move.SUCCESS if event.lane is Lane.CUSTOMER else Move.PROGRESS
+
+
+@dataclass
+class _Attempt:
+    number: int
+    started_at: datetime
+    is_retry: bool
+    wait_before: timedelta | None
+    last_at: datetime
+    state: StepState = StepState.RUNNING
+    finished_at: datetime | None = None
+    error_code: str | None = None
+    reason: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (StepState.DONE, StepState.FAILED)
+
+    def finish(self, state: StepState, event: TimelineEvent) -> None:
+        self.state, self.finished_at, self.last_at = state, event.occurred_at, event.occurred_at
+        if state is StepState.FAILED:
+            self.error_code = event.error_code or self.error_code
+            self.reason = event.reason or self.reason
+        else:
+            self.error_code = self.reason = None
+
+    def fail_quietly(self, cause: TimelineEvent) -> None:
+        """Close an attempt that never reported its end: it failed at its last event."""
+        self.state, self.finished_at = StepState.FAILED, self.last_at
+        self.error_code = self.error_code or cause.error_code
+        self.reason = self.reason or cause.reason
+
+    def out(self) -> AttemptOut:
+        wait = self.wait_before.total_seconds() if self.wait_before is not None else None
+        return AttemptOut(
+            number=self.number,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            state=self.state,
+            is_retry=self.is_retry,
+            wait_before_seconds=wait,
+            error_code=self.error_code,
+            reason=self.reason,
+        )
+
+
+@dataclass
+class _JobRun:
+    attempts: list[_Attempt] = field(default_factory=list)
+    queued_at: datetime | None = None
+
+    def begin(self, event: TimelineEvent, number: int | None, retry_cause: bool) -> _Attempt:
+        cur = self.attempts[-1] if self.attempts else None
+        if cur is not None and not cur.finished:
+            cur.fail_quietly(event)
+        if number is None:
+            number = cur.number + 1 if cur else 1
+        prev_end = cur.finished_at if cur else self.queued_at
+        wait = event.occurred_at - prev_end if prev_end is not None else None
+        is_retry = cur is not None or number > 1
+        new = _Attempt(number, event.occurred_at, is_retry, wait, event.occurred_at)
+        if retry_cause and cur is not None:
+            # "Retry after provider timeout": the retry names why the previous try failed.
+            cur.error_code = cur.error_code or event.error_code
+            cur.reason = cur.reason or event.reason
+        self.attempts.append(new)
+        return new
+
+    def apply(self, event: TimelineEvent) -> None:
+        move, number = classify(event), event.attempt
+        cur = self.attempts[-1] if self.attempts else None
+        if move is Move.QUEUED:
+            self.queued_at = self.queued_at or event.occurred_at
+            return
+        if move is Move.RETRY and cur is not None and number is not None and number == cur.number:
+            cur.finish(StepState.FAILED, event)  # "attempt n failed, will retry"
+            return
+        higher = cur is not None and number is not None and number > cur.number
+        fresh = move in (Move.START, Move.RETRY) and (number is None or cur is None)
+        began_by_retry = False
+        if cur is None or higher or (fresh and (cur.finished or move is Move.RETRY)):
+            cur = self.begin(event, number, retry_cause=move is Move.RETRY)
+            began_by_retry = move is Move.RETRY
+        cur.last_at = max(cur.last_at, event.occurred_at)
+        if move is Move.SUCCESS:
+            cur.finish(StepState.DONE, event)
+        elif move is Move.FAILURE:
+            cur.finish(StepState.FAILED, event)
+        elif event.error_code and not began_by_retry:
+            # An error reported mid-attempt (e.g. a webhook answered 503) is that attempt's
+            # error even before anything says the attempt is over.
+            cur.error_code, cur.reason = event.error_code, event.reason or cur.reason
+
+
+def common_label(labels: Sequence[str]) -> str:
+    """The shared leading words of labels ("Signup email queued", "Signup email sent" ->
+    "Signup email"), or the first label when they share none."""
+    if not labels:
+        return ""
+    words = [label.split() for label in labels]
+    shared: list[str] = []
+    for column in zip(*words, strict=False):
+        if any(w != column[0] for w in column):
+            break
+        shared.append(column[0])
+    return " ".join(shared) if shared else labels[0]
+
+
+def job_step(
+    job_id: str, events: Sequence[TimelineEvent], now: datetime, stuck_after: timedelta
+) -> StepOut:
+    """The step of one job from its own (system) events, oldest first."""
+    run = _JobRun()
+    for event in events:
+        run.apply(event)
+    attempts = run.attempts
+    last = attempts[-1] if attempts else None
+    state = last.state if last else (StepState.QUEUED if run.queued_at else StepState.UNKNOWN)
+    last_seen = max((e.occurred_at for e in events), default=None)
+    stuck = (
+        state in (StepState.QUEUED, StepState.RUNNING)
+        and last_seen is not None
+        and now - last_seen > stuck_after
+    )
+    retries = [a for a in attempts if a.is_retry]
+    failed = last if last is not None and last.state is StepState.FAILED else None
+    return StepOut(
+        kind=StepKind.JOB,
+        label=common_label([e.label for e in events]),
+        job_id=job_id,
+        request_id=next((e.request_id for e in events if e.request_id), None),
+        started_at=run.queued_at or (attempts[0].started_at if attempts else None),
+        finished_at=last.finished_at if last is not None and last.finished else None,
+        last_event_at=last_seen,
+        state=state,
+        stuck=stuck,
+        attempts=len(attempts),
+        retries=len(retries),
+        retry_delays_seconds=[a.wait_before.total_seconds() for a in retries if a.wait_before],
+        attempt_history=[a.out() for a in attempts],
+        last_retry_at=retries[-1].started_at if retries else None,
+        error_code=failed.error_code if failed else None,
+        reason=failed.reason if failed else None,
+        event_ids=[e.event_id for e in events],
+    )
+
+
+def point_step(kind: StepKind, events: Sequence[TimelineEvent]) -> StepOut:
+    """A request (or lone system event): its state is the outcome of its last event."""
+    outcome = classify(events[-1])
+    state = {
+        Move.SUCCESS: StepState.DONE,
+        Move.FAILURE: StepState.FAILED,
+        Move.QUEUED: StepState.QUEUED,
+    }.get(outcome, StepState.RUNNING)
+    failing = next((e for e in reversed(events) if classify(e) is Move.FAILURE), None)
+    finished = state in (StepState.DONE, StepState.FAILED)
+    return StepOut(
+        kind=StepKind.ERROR if kind is StepKind.EVENT and state is StepState.FAILED else kind,
+        label=events[0].label,
+        request_id=next((e.request_id for e in events if e.request_id), None),
+        job_id=next((e.job_id for e in events if e.job_id), None),
+        started_at=events[0].occurred_at,
+        finished_at=events[-1].occurred_at if finished else None,
+        last_event_at=events[-1].occurred_at,
+        state=state,
+        attempts=1,
+        error_code=failing.error_code if failing and state is StepState.FAILED else None,
+        reason=failing.reason if failing and state is StepState.FAILED else None,
+        event_ids=[e.event_id for e in events],
+    )

@@ -1,0 +1,168 @@
+"""The summary on top of a trace, and its copyable plain-text form (``summary.txt``).
+
+Built only from redacted timeline events and the steps derived from them, so the text can be
+pasted into a ticket or a chat as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from ingest.schema import Lane, TimelineEvent
+from projectors.rows import TraceIndexRow
+from query_api.models import (
+    BrokenLink,
+    StepKind,
+    StepOut,
+    StepState,
+    TraceChain,
+    TraceStatus,
+    TraceSummary,
+)
+
+
+def _status(steps: Sequence[StepOut], has_events: bool) -> TraceStatus:
+    states = {s.state for s in steps}
+    if StepState.FAILED in states:
+        return TraceStatus.FAILED
+    if any(s.broken_link is BrokenLink.JOB_NOT_FOUND for s in steps):
+        return TraceStatus.INCOMPLETE
+    if any(s.stuck for s in steps):
+        return TraceStatus.STUCK
+    if StepState.RUNNING in states:
+        return TraceStatus.RUNNING
+    if StepState.QUEUED in states:
+        return TraceStatus.QUEUED
+    return TraceStatus.DONE if has_events else TraceStatus.UNKNOWN
+
+
+def _main_job(steps: Sequence[StepOut]) -> StepOut | None:
+    """The job the summary is about: the first failed one, else one not found, else the last."""
+    jobs = [s for s in steps if s.kind is StepKind.JOB]
+    failed = [s for s in jobs if s.state is StepState.FAILED]
+    missing = [s for s in jobs if s.broken_link is BrokenLink.JOB_NOT_FOUND]
+    pick = failed or missing or jobs[-1:]
+    return pick[0] if pick else None
+
+
+def _failed(label: str) -> str:
+    return label if label.lower().endswith("failed") else f"{label} failed"
+
+
+def _retries(n: int) -> str:
+    return f"{n} retr{'y' if n == 1 else 'ies'}"
+
+
+def _headline(status: TraceStatus, steps: Sequence[StepOut], job: StepOut | None) -> str:
+    first = steps[0].label if steps else "Trace"
+    if status is TraceStatus.UNKNOWN:
+        return "All events of this trace were removed by retention"
+    if job is None:
+        failed = next((s for s in steps if s.state is StepState.FAILED), None)
+        if failed is not None:
+            return _failed(failed.label) + (f": {failed.reason}" if failed.reason else "")
+        return first if status is TraceStatus.DONE else f"{first}: {status.value}"
+    if job.broken_link is BrokenLink.JOB_NOT_FOUND:
+        return f"{first}, but job {job.job_id} was not found"
+    after = f" after {_retries(job.retries)}" if job.retries else ""
+    if job.state is StepState.FAILED:
+        why = job.reason or job.error_code
+        return f"{_failed(job.label)}{after}" + (f": {why}" if why else "")
+    if job.stuck:
+        return (
+            f"{job.label} is stuck in {job.state.value}, no news since {_hhmm(job.last_event_at)}"
+        )
+    if job.state is StepState.DONE:
+        return f"{job.label} done{after}"
+    return f"{job.label} is {job.state.value}"
+
+
+def _last_error(steps: Sequence[StepOut]) -> tuple[str | None, str | None]:
+    found: list[tuple[datetime, str | None, str | None]] = []
+    for step in steps:
+        for attempt in step.attempt_history:
+            if attempt.error_code or attempt.reason:
+                at = attempt.finished_at or attempt.started_at
+                found.append((at, attempt.error_code, attempt.reason))
+        if step.state is StepState.FAILED and step.finished_at and (step.error_code or step.reason):
+            found.append((step.finished_at, step.error_code, step.reason))
+    if not found:
+        return None, None
+    _, code, reason = max(found, key=lambda item: item[0])
+    return code, reason
+
+
+def _email(facts: dict[str, str], events: Sequence[TimelineEvent]) -> str | None:
+    """The masked email: what the customer gave, else where the system sent mail."""
+    found = next((v for k, v in facts.items() if "email" in k.lower()), None)
+    if found is not None:
+        return found
+    for event in reversed(events):
+        for key, value in event.fields.items():
+            last = key.rsplit(".", 1)[-1].lower()
+            if ("email" in last or last == "to") and "@" in value:
+                return value
+    return None
+
+
+def summarize(
+    trace_id: str,
+    events: Sequence[TimelineEvent],
+    steps: Sequence[StepOut],
+    index_rows: Sequence[TraceIndexRow],
+) -> TraceSummary:
+    """Status, times, whether the customer finished, masked facts, last error and retry."""
+    status = _status(steps, bool(events))
+    times = [e.occurred_at for e in events] + [r.occurred_at for r in index_rows]
+    facts: dict[str, str] = {}
+    for event in events:
+        if event.lane is Lane.CUSTOMER:
+            facts.update(event.fields)
+    requests = [s for s in steps if s.kind is StepKind.REQUEST and s.broken_link is None]
+    finished = None if not requests else any(s.state is StepState.DONE for s in requests)
+    job = _main_job(steps)
+    code, reason = _last_error(steps)
+    retries = [s.last_retry_at for s in steps if s.last_retry_at is not None]
+    ended = status in (TraceStatus.DONE, TraceStatus.FAILED) and events
+    return TraceSummary(
+        trace_id=trace_id,
+        status=status,
+        headline=_headline(status, steps, job),
+        started_at=min(times, default=None),
+        finished_at=max(e.occurred_at for e in events) if ended else None,
+        customer_finished_action=finished,
+        customer_id=next((e.customer_id for e in events if e.customer_id), None),
+        workspace_id=next((e.workspace_id for e in events if e.workspace_id), None),
+        facts=facts,
+        email=_email(facts, events),
+        main_job_id=job.job_id if job else None,
+        main_job_label=job.label if job else None,
+        last_error_code=code,
+        last_reason=reason,
+        last_retry_at=max(retries, default=None),
+    )
+
+
+def _hhmm(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "unknown"
+
+
+def render_summary_text(chain: TraceChain) -> str:
+    """The copyable summary: Customer ID / Trace / Job / Email / Error / Last retry."""
+    s = chain.summary
+    job = _main_job(chain.steps)
+    lines = [f"Customer ID: {s.customer_id or 'unknown'}", f"Trace: {s.trace_id}"]
+    if job is not None:
+        state = job.broken_link.value if job.broken_link else job.state.value
+        lines.append(f"Job: {job.job_id} ({job.label}, {state})")
+    lines.append(f"Status: {s.status.value} - {s.headline}")
+    if s.email:
+        lines.append(f"Email: {s.email}")
+    if s.last_error_code or s.last_reason:
+        parts = [p for p in (s.last_error_code, s.last_reason) if p]
+        recovered = "" if s.status is TraceStatus.FAILED else " (recovered)"
+        lines.append("Error: " + " - ".join(parts) + recovered)
+    if s.last_retry_at is not None:
+        lines.append(f"Last retry: {_hhmm(s.last_retry_at)}")
+    return "\n".join(lines) + "\n"

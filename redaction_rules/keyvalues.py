@@ -1,0 +1,102 @@
+"""Values written after a secret or personal key: ``password=...``, ``"name": "..."``.
+
+This is the only way free text gives names and addresses away to a pattern scanner: after
+a key that says what they are. Credentials after ``password``/``token``/... keys are caught
+whatever they look like.
+"""
+
+from __future__ import annotations
+
+import re
+
+from redaction_rules.masks import REDACTED, SECRET
+
+# key=value / "key": "value" context; keys are compared lower-cased with '-' as '_'.
+SECRET_KEYS = frozenset(
+    {"password", "passwd", "pwd", "pass", "passphrase", "secret", "client_secret", "token",
+     "access_token", "refresh_token", "id_token", "auth_token", "api_key", "apikey",
+     "x_api_key", "access_key", "secret_key", "private_key", "authorization", "auth",
+     "signature", "sig", "session", "session_id", "sessionid", "cookie", "set_cookie", "otp",
+     "pin", "cvc", "cvv", "cvv2", "credentials", "credential", "bearer"}
+)  # fmt: skip
+PERSONAL_KEYS = frozenset(
+    {"name", "full_name", "fullname", "first_name", "firstname", "last_name", "lastname",
+     "surname", "given_name", "family_name", "username", "user_name", "email", "e_mail",
+     "phone", "mobile", "tel", "telephone", "msisdn", "address", "street", "line1", "line2",
+     "address_line1", "address_line2", "postcode", "postal_code", "zip", "zipcode", "dob",
+     "date_of_birth", "birthdate", "birth_date", "ssn", "national_id", "tax_id", "passport",
+     "iban", "card_number", "pan", "account_number"}
+)  # fmt: skip
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+_SEPARATOR = re.compile(r"[:=]")
+# Quoted values are bounded (200 characters) so text full of separators and unclosed quotes
+# cannot make each separator scan to the end of the text.
+_QUOTED_VALUE = re.compile(
+    r"\s*(?:\\\"((?:[^\\]|\\[^\"]){0,200}?)\\\"|\"((?:[^\"\\]|\\.){0,200})\"|'([^']{0,200})')"
+)
+_MARKER = r"\[(?:secret|redacted)\]"
+_SECRET_BARE = re.compile(
+    rf"\s*((?:(?:[Bb]earer|[Bb]asic|[Tt]oken|[Dd]igest)\s+)?(?:{_MARKER}|[^\s,;&\"'}}\]<>]+))"
+)
+_PERSONAL_BARE = re.compile(rf"\s*({_MARKER}|[^,;&\n\"'}}\]<>]+)")
+
+_MARKERS = frozenset({SECRET, REDACTED})
+
+
+def normal_key(raw: str) -> str:
+    """``X-Api-Key`` -> ``x_api_key``: the form key lists are written in."""
+    return raw.lower().replace("-", "_")
+
+
+def _key_before(text: str, end: int, floor: int) -> str:
+    """The key written just before a separator: ``password`` in ``"password": ``."""
+    index = end - 1
+    while index >= floor and text[index] in " \t":
+        index -= 1
+    if index >= floor and text[index] in "\"'":
+        index -= 1
+        if index >= floor and text[index] == "\\":
+            index -= 1
+    stop = index
+    while index >= floor and stop - index < 40 and text[index] in _KEY_CHARS:
+        index -= 1
+    return text[index + 1 : stop + 1]
+
+
+def mask_key_values(text: str) -> str:
+    """Values after secret or personal keys: ``password=...``, ``"name": "..."``.
+
+    Anchored on each ``:``/``=`` (a case-insensitive keyword regex over the whole text was
+    ten times slower). Personal values already masked by a detector (they contain ``**`` or
+    start with ``[``) are left as they are so ``phone: +1 ***-***-**67`` stays useful.
+    """
+    out: list[str] = []
+    last = 0
+    for sep in _SEPARATOR.finditer(text):
+        start = sep.start()
+        if start < last:
+            continue
+        key = normal_key(_key_before(text, start, last))
+        if not key:
+            continue
+        secret = key in SECRET_KEYS or key.endswith(("_token", "_secret", "_password"))
+        if not secret and key not in PERSONAL_KEYS:
+            continue
+        value_match = _QUOTED_VALUE.match(text, sep.end())
+        if value_match is None:
+            value_match = (_SECRET_BARE if secret else _PERSONAL_BARE).match(text, sep.end())
+        if value_match is None:
+            continue
+        group = value_match.lastindex or 1  # the one alternative that matched
+        raw_value = value_match.group(group) or ""
+        value = raw_value.strip()
+        if not value or value in _MARKERS or (not secret and "**" in value):
+            continue
+        v_start = value_match.start(group) + len(raw_value) - len(raw_value.lstrip())
+        out.append(text[last:v_start])
+        out.append(SECRET if secret else REDACTED)
+        last = v_start + len(value)
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)

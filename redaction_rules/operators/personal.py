@@ -1,0 +1,115 @@
+"""Operators for personal data: masks that keep the shape support confirms values by."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field
+
+from redaction_rules import masks
+from redaction_rules.operators.base import ApplyContext, NoParams, Operator, as_text, register
+
+
+@register
+class MaskEmail(Operator[NoParams]):
+    """``maria.santos@gmail.com`` -> ``m****.s*****@gmail.com``; feeds the lookup keys."""
+
+    name = "mask_email"
+
+    def apply(self, value: Any, ctx: ApplyContext) -> str | None:
+        parts = masks.split_email(as_text(value))
+        if parts is None:
+            return "[invalid email]" if value else ""
+        ctx.found.append("email:" + masks.normalize_email(*parts))
+        return masks.mask_email_parts(*parts)
+
+
+class PhoneParams(NoParams):
+    """Region used for numbers written without a country code."""
+
+    default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+
+
+@register
+class MaskPhone(Operator[PhoneParams]):
+    """Country code and last two digits: ``+1 ***-***-**67``; feeds the lookup keys."""
+
+    name = "mask_phone"
+    params_model = PhoneParams
+
+    def apply(self, value: Any, ctx: ApplyContext) -> str | None:
+        facts = masks.phone_facts(as_text(value), self.params.default_region)
+        if facts is None:
+            return "[invalid phone]" if value else ""
+        ctx.found.append("phone:" + facts[1])
+        return facts[0]
+
+
+class Last4Params(NoParams):
+    """How many trailing characters to show."""
+
+    keep: int = Field(default=4, ge=1, le=6)
+
+
+@register
+class Last4(Operator[Last4Params]):
+    """Cards and order numbers: ``**** 4242``."""
+
+    name = "last4"
+    params_model = Last4Params
+
+    def apply(self, value: Any, ctx: ApplyContext) -> str | None:
+        return masks.mask_last4(as_text(value), self.params.keep)
+
+
+@register
+class MaskName(Operator[NoParams]):
+    """First letter of each word: ``Maria Santos`` -> ``M**** S*****``."""
+
+    name = "mask_name"
+
+    def apply(self, value: Any, ctx: ApplyContext) -> str | None:
+        return masks.mask_words(as_text(value)[:200])
+
+
+class AddressParams(NoParams):
+    """Which keys of an address object are coarse enough to show."""
+
+    keep: list[str] = Field(default_factory=lambda: ["city", "country"], min_length=1)
+
+
+@register
+class MaskAddress(Operator[AddressParams]):
+    """City and country only (``Lisbon, PT``); a one-line address string is withheld."""
+
+    name = "mask_address"
+    params_model = AddressParams
+    accepts_objects = True
+
+    def apply(self, value: Any, ctx: ApplyContext) -> str | None:
+        if not isinstance(value, Mapping):
+            return "[address withheld]" if value else ""
+        lowered = {str(k).lower(): v for k, v in value.items()}
+        shown = [lowered.get(key.lower()) for key in self.params.keep]
+        parts = [ctx.scan(as_text(v), 64) for v in shown if isinstance(v, str) and v.strip()]
+        return ", ".join(parts) if parts else "[address withheld]"
+
+
+class IpParams(NoParams):
+    """Network prefix lengths kept for IPv4 and IPv6."""
+
+    v4_prefix: int = Field(default=24, ge=0, le=32)
+    v6_prefix: int = Field(default=48, ge=0, le=128)
+
+
+@register
+class Ip(Operator[IpParams]):
+    """Truncate an address to its network: ``203.0.113.0/24``, ``2001:db8:85a3::/48``."""
+
+    name = "ip"
+    params_model = IpParams
+
+    def apply(self, value: Any, ctx: ApplyContext) -> str | None:
+        masked = masks.mask_ip(as_text(value), self.params.v4_prefix, self.params.v6_prefix)
+        return masked if masked is not None else "[invalid ip]"

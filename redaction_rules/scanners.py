@@ -1,0 +1,153 @@
+"""Free-text scanning: every string a rule keeps is searched for PII and secrets, masked in place.
+
+Detectors run in a fixed order (credentials first, then personal data, then the random-token
+catch-all) and each one's output is inert for the ones after it (``[secret]``, ``**** 4242``).
+Cheap substring pre-checks decide which detectors run at all: most kept strings are short
+codes and ids, and regex scanning is where the time goes. Checks rely on maintained
+libraries: ``phonenumbers`` for phones, ``python-stdnum`` for Luhn and IBAN checksums.
+
+What is *not* found: names and addresses in prose (no NER model here); they are only caught
+after a key such as ``name=`` or ``"address":``. Rules must not ``keep`` prose fields that may
+hold them; use ``mask_name``/``mask_address`` or leave them out (fail-closed).
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+from redaction_rules import credentials, keyvalues
+from redaction_rules.masks import (
+    REDACTED,
+    mask_email_parts,
+    mask_ip,
+    normalize_email,
+)
+from redaction_rules.numbers import NUMBER_RUN, mask_numbers
+
+_LOCAL_REVERSED = re.compile(r"[\w.%+\-]{1,64}")
+_DOMAIN = re.compile(r"[\w\-]+(?:\.[\w\-]+)+")
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{0,4})"
+    r"(?:%[\w.]+)?(?![\w:])"
+)
+_IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
+_CACHE_MAX_LEN = 256
+# Prefixed ids ("ev_7emwvjugyjf5d3kzan2a", "job_9c1f") with no vendor key prefix and no run
+# of 7 digits: the full scan provably leaves them unchanged (a test checks the equivalence).
+_PLAIN_ID = re.compile(
+    r"(?!gh[pousr]_|npm_|whsec_|shp(?:at|ss|ca|pa)_)[a-z]{1,8}_(?:[A-Za-z]|\d{1,6}(?!\d))+"
+)
+
+
+def _local_part(text: str, at: int, floor: int) -> str:
+    # Match backwards on the reversed slice: an unanchored local-part regex retries from
+    # every position before the '@' and was the slowest part of email scanning.
+    start = max(floor, at - 64)
+    match = _LOCAL_REVERSED.match(text[start:at][::-1])
+    if match is None:
+        return ""
+    return text[at - match.end() : at].lstrip(".+")
+
+
+def _mask_emails(text: str, found: list[str]) -> str:
+    out: list[str] = []
+    last = 0
+    index = 0
+    while True:
+        at = text.find("@", index)
+        pct = text.find("%40", index) if "%40" in text else -1
+        if at < 0 and pct < 0:
+            break
+        pos = at if pct < 0 or 0 <= at < pct else pct
+        width = 1 if pos == at else 3
+        index = pos + width
+        local = _local_part(text, pos, last)
+        domain_match = _DOMAIN.match(text, index)
+        if not local or domain_match is None:
+            continue
+        domain = domain_match.group(0)
+        tld = domain.rsplit(".", 1)[-1]
+        if not (len(tld) >= 2 and (tld.isalpha() or tld.startswith("xn--"))):
+            continue
+        out.append(text[last : pos - len(local)])
+        out.append(mask_email_parts(local, domain))
+        plain = unquote(local) if "%" in local else local
+        found.append("email:" + normalize_email(plain, domain))
+        last = index = domain_match.end()
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _ipv6(match: re.Match[str]) -> str:
+    candidate = match.group(0)
+    if candidate.count(":") < 2 or sum(c.isalnum() for c in candidate) < 3:
+        return candidate
+    return mask_ip(candidate.split("%", 1)[0]) or candidate
+
+
+class TextScanner:
+    """Masks PII and secrets in free text; deterministic, with a bounded result cache.
+
+    The cache pays off because kept strings repeat (sources, user agents, provider replies);
+    only short strings are cached so memory stays bounded.
+    """
+
+    def __init__(self, cache_size: int = 20_000) -> None:
+        self._cache: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._cache_size = cache_size
+
+    def scan(self, text: str, found: list[str] | None = None) -> str:
+        """Return ``text`` with every hit masked; normalized emails/phones go to ``found``."""
+        cached = self._cache.get(text)
+        if cached is None:
+            if len(text) < 6 or (len(text) < 15 and text.isalpha()):
+                return text  # too short for anything but a plain word (keys are 15+)
+            if _PLAIN_ID.fullmatch(text):
+                return text  # most envelope ids: skip the detectors (see _PLAIN_ID)
+            hits: list[str] = []
+            cached = (self._scan(text, hits, 0), tuple(hits))
+            if len(text) <= _CACHE_MAX_LEN:
+                if len(self._cache) >= self._cache_size:
+                    self._cache.clear()
+                self._cache[text] = cached
+        if found is not None and cached[1]:
+            found.extend(cached[1])
+        return cached[0]
+
+    def _rescan(self, text: str, found: list[str], depth: int) -> str:
+        # Decoded URL parts: mostly short plain words, which cannot hold anything.
+        if len(text) < 6 or (len(text) < 15 and text.isalpha()):
+            return text
+        return self._scan(text, found, depth)
+
+    def _scan(self, text: str, found: list[str], depth: int) -> str:
+        if depth > 3:
+            return REDACTED  # URL-encoded URLs nested this deep are not worth the risk
+        if "PRIVATE KEY" in text:
+            text = credentials.mask_private_keys(text)
+        if "://" in text:
+            text = credentials.mask_urls(text, lambda v: self._rescan(v, found, depth + 1))
+        if "earer" in text or "asic" in text or "EARER" in text or "ASIC" in text:
+            text = credentials.mask_auth_headers(text)
+        if "@" in text or "%40" in text:
+            text = _mask_emails(text, found)
+        if NUMBER_RUN.search(text):
+            text = mask_numbers(text, found)
+        if _IPV6_HINT.search(text):
+            text = _IPV6.sub(_ipv6, text)
+        if ":" in text or "=" in text:
+            text = keyvalues.mask_key_values(text)
+        if len(text) >= 15:
+            text = credentials.mask_tokens(text)
+        return text
+
+
+_DEFAULT = TextScanner()
+
+
+def scan_text(text: str, found: list[str] | None = None) -> str:
+    """Scan with a shared module-level scanner (convenience for callers outside the engine)."""
+    return _DEFAULT.scan(text, found)

@@ -1,0 +1,185 @@
+"""The fail-closed walk over ``data``: only values a rule names survive, everything else is
+dropped and counted, at any depth, in lists, and inside JSON that arrives as a string.
+
+A string that parses as a JSON object or array is treated as that object or array: a ``keep``
+on a field carrying a JSON blob therefore drops the blob (its inner values were not named),
+while rules such as ``response_body.error`` reach into it.
+
+``dropped`` counts the values removed where the walk stopped: an unkept object or list counts
+once. ``Redactor.dropped_paths`` (explain mode) lists every scalar path inside them instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from redaction_rules.operators import ApplyContext, Operator
+from redaction_rules.ruleset import FieldRule, PathNode
+
+MAX_DEPTH = 32
+NO_RULE = "no rule"
+_CACHE_MAX_LEN = 256
+_CACHE_SIZE = 50_000
+# (operator, value[, type]) -> (output, emails/phones found); shared by one redactor's walks.
+CacheKey = tuple[Operator[Any], str] | tuple[Operator[Any], Any, type]
+OperatorCache = dict[CacheKey, tuple[str | None, tuple[str, ...]]]
+_PLAIN = frozenset({int, float, bool, type(None)})
+_JSON_START = ("{", "[")
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def _json_container(text: str) -> Any:
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict | list) else None
+
+
+def leaf_paths(value: Any, path: str) -> list[str]:
+    """Paths of every scalar under ``value`` (itself if it is a scalar)."""
+    out: list[str] = []
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        current, where = stack.pop()
+        if isinstance(current, dict):
+            stack.extend((v, f"{where}.{k}" if where else str(k)) for k, v in current.items())
+        elif isinstance(current, list | tuple):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(current))
+        else:
+            out.append(where)
+    return out
+
+
+def generic_path(path: str) -> str:
+    """``items[3].sku`` -> ``items[*].sku``, the form rules are written in."""
+    return _INDEX.sub("[*]", path)
+
+
+class Walk:
+    """One event's walk. ``explain=True`` also records why each dropped value was dropped."""
+
+    __slots__ = ("ctx", "cache", "max_fields", "fields", "field_rules", "dropped", "drops")
+
+    def __init__(
+        self, ctx: ApplyContext, cache: OperatorCache, max_fields: int, explain: bool = False
+    ) -> None:
+        self.ctx = ctx
+        self.cache = cache
+        self.max_fields = max_fields
+        self.fields: dict[str, str] = {}
+        self.field_rules: dict[str, str] = {}
+        self.dropped = 0
+        self.drops: list[tuple[str, str]] | None = [] if explain else None
+
+    def run(self, data: Mapping[str, Any], root: PathNode | None) -> Walk:
+        """Walk ``data`` from ``root``; ``None`` (no rule for the type) drops all of it."""
+        if root is None:
+            for key, value in data.items():  # unknown type: the envelope only
+                self._drop(value, key, NO_RULE)
+        else:
+            self._walk_object(data, root, "", 0)
+        return self
+
+    def _drop(self, value: Any, path: str, why: str) -> None:
+        # One per value removed where the walk stopped: an unkept object or list counts once.
+        # (Counting every leaf of a dropped debug blob cost more than redacting the event.)
+        self.dropped += 1
+        if self.drops is not None:
+            self._record(value, path, why)
+
+    def _record(self, value: Any, path: str, why: str) -> None:
+        assert self.drops is not None  # noqa: S101 - only called in explain mode
+        self.drops.extend((generic_path(p), why) for p in leaf_paths(value, path))
+
+    def _walk_object(self, obj: Mapping[str, Any], node: PathNode, prefix: str, depth: int) -> None:
+        children, any_key = node.children, node.any_key
+        cache, fields = self.cache, self.fields
+        for key, value in obj.items():
+            child = children.get(key)
+            if child is None:
+                # Keys match case-insensitively (rules store them lower-cased), then "*".
+                child = (children.get(key.lower()) if type(key) is str else None) or any_key
+            if child is None:
+                self.dropped += 1  # inlined _drop: most dropped keys need no path
+                if self.drops is not None:
+                    self._record(value, f"{prefix}.{key}" if prefix else key, NO_RULE)
+                continue
+            path = f"{prefix}.{key}" if prefix else key
+            rule = child.rule
+            if rule is None or not (
+                type(value) in _PLAIN or (type(value) is str and value[:1] not in _JSON_START)
+            ):
+                self._visit(value, child, path, depth)
+                continue
+            # The common case inline: a kept single value whose result is already known.
+            hit = cache.get((rule.operator, value)) if type(value) is str else None
+            if hit is None or hit[0] is None or len(fields) >= self.max_fields:
+                self._apply(value, rule, path)
+                continue
+            fields[path] = hit[0]
+            self.field_rules[path] = rule.rule_id
+            if hit[1]:
+                self.ctx.found.extend(hit[1])
+
+    def _visit(self, value: Any, node: PathNode, path: str, depth: int) -> None:
+        if isinstance(value, str) and value[:1] in _JSON_START:
+            parsed = _json_container(value)
+            if parsed is not None:
+                value = parsed
+        rule = node.rule
+        if isinstance(value, dict | list | tuple):
+            if rule is not None and rule.operator.accepts_objects:
+                self._apply(value, rule, path)
+            elif depth >= MAX_DEPTH:
+                self._drop(value, path, "nested too deep")
+            elif isinstance(value, dict) and node.has_keys:
+                self._walk_object(value, node, path, depth + 1)
+            elif isinstance(value, list | tuple) and node.items is not None:
+                for index, item in enumerate(value):
+                    self._visit(item, node.items, f"{path}[{index}]", depth + 1)
+            else:
+                why = (
+                    f"{rule.rule_id} keeps single values, not objects or lists" if rule else NO_RULE
+                )
+                self._drop(value, path, why)
+        elif rule is None:
+            self._drop(value, path, NO_RULE)
+        else:
+            self._apply(value, rule, path)
+
+    def _apply(self, value: Any, rule: FieldRule, path: str) -> None:
+        fields = self.fields
+        if len(fields) >= self.max_fields:
+            self._drop(value, path, "too many fields in one event")
+            return
+        operator = rule.operator
+        kind = type(value)
+        # Operators are pure, and a customer's email, phone, IP, plan and user agent recur in
+        # every event of their flows: remember recent results. (The type is part of the key
+        # for non-strings so that True and 1 stay apart.)
+        if kind is str:
+            key: CacheKey | None = (operator, value) if len(value) <= _CACHE_MAX_LEN else None
+        else:
+            key = (operator, value, kind) if kind in _PLAIN else None
+        hit = self.cache.get(key) if key is not None else None
+        if hit is None:
+            found = self.ctx.found
+            mark = len(found)
+            hit = (operator.apply(value, self.ctx), tuple(found[mark:]))
+            if key is not None:
+                if len(self.cache) >= _CACHE_SIZE:
+                    self.cache.clear()
+                self.cache[key] = hit
+        elif hit[1]:
+            self.ctx.found.extend(hit[1])
+        text = hit[0]
+        if text is None:
+            self._drop(value, path, f"drop rule {rule.rule_id}")
+            return
+        fields[path] = text
+        self.field_rules[path] = rule.rule_id

@@ -1,0 +1,202 @@
+"""The scale-out pipeline as real processes, for end-to-end and crash tests.
+
+``safetrail process`` and ``safetrail project`` run as child processes with their own topic
+names, consumer groups and store, exactly as an operator starts them, so a test can kill -9
+one of them mid-stream and start it again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from ingest.kafka_sink import KafkaSink
+from ingest.sdk import Emitter, trace
+from safetrail.settings import Settings
+from tests.kafka.helpers import unique
+
+
+@dataclass
+class Pipeline:
+    """Names, environment and child processes of one isolated pipeline."""
+
+    bootstrap: str
+    store_url: str
+    logs: Path
+    prefix: str = field(default_factory=lambda: unique("st"))
+    partitions: int = 3
+    children: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment of the child processes: everything comes from ``SAFETRAIL_*``."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SAFETRAIL_")}
+        env.update(
+            SAFETRAIL_DEMO="1",
+            SAFETRAIL_KAFKA_BOOTSTRAP=self.bootstrap,
+            SAFETRAIL_CLICKHOUSE_URL=self.store_url,
+            SAFETRAIL_TOPIC_RAW=f"{self.prefix}.raw",
+            SAFETRAIL_TOPIC_CUSTOMER=f"{self.prefix}.customer",
+            SAFETRAIL_TOPIC_SYSTEM=f"{self.prefix}.system",
+            SAFETRAIL_TOPIC_DLQ=f"{self.prefix}.dlq",
+            SAFETRAIL_TOPIC_PARTITIONS=str(self.partitions),
+            SAFETRAIL_CONSUMER_GROUP=f"{self.prefix}-projector",
+            SAFETRAIL_PROJECTOR_BATCH_SIZE="2000",
+            SAFETRAIL_PROJECTOR_BATCH_SECONDS="0.3",
+        )
+        return env
+
+    @property
+    def settings(self) -> Settings:
+        """The same settings the children read from their environment."""
+        return Settings(
+            demo=True,
+            kafka_bootstrap=self.bootstrap,
+            topic_raw=f"{self.prefix}.raw",
+            topic_customer=f"{self.prefix}.customer",
+            topic_system=f"{self.prefix}.system",
+            topic_dlq=f"{self.prefix}.dlq",
+            topic_partitions=self.partitions,
+            consumer_group=f"{self.prefix}-projector",
+        )
+
+    @property
+    def processor_group(self) -> str:
+        """The faust app id, which is also its consumer group."""
+        return f"{self.prefix}-processor"
+
+    @property
+    def outputs(self) -> list[str]:
+        """The topics the processor writes and the projector reads."""
+        s = self.settings
+        return [s.topic_customer, s.topic_system, s.topic_dlq]
+
+    def start(self, command: str) -> subprocess.Popen[bytes]:
+        """Start ``safetrail process`` or ``safetrail project`` as a child process."""
+        argv = [sys.executable, "-m", "safetrail.cli", command]
+        if command == "process":
+            argv += ["--app-id", self.processor_group]
+        log = (self.logs / f"{command}-{len(self.children)}.log").open("wb")
+        child = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.children.append(child)
+        return child
+
+    def stop(self, child: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
+        """Signal one child and wait for it; returns its exit code."""
+        if child.poll() is None:
+            child.send_signal(sig)
+        try:
+            return child.wait(60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            return child.wait(10)
+
+    def stop_all(self) -> None:
+        """Stop every child still running (test teardown)."""
+        for child in self.children:
+            if child.poll() is None:
+                self.stop(child)
+
+    def end_offsets(self, topics: list[str]) -> int:
+        """Sum of the high watermarks of ``topics`` (messages written, markers included)."""
+        with _consumer(self.bootstrap, unique("probe")) as c:
+            return sum(
+                c.get_watermark_offsets(TopicPartition(t, p), timeout=10, cached=False)[1]
+                for t in topics
+                for p in range(self.partitions)
+            )
+
+    def committed(self, group: str, topics: list[str]) -> int:
+        """Sum of the offsets ``group`` committed on ``topics``."""
+        tps = [TopicPartition(t, p) for t in topics for p in range(self.partitions)]
+        with _consumer(self.bootstrap, group) as c:
+            for attempt in range(20):
+                try:
+                    return sum(max(0, tp.offset) for tp in c.committed(tps, timeout=10))
+                except KafkaException as exc:
+                    # A fresh broker is still electing or loading its group coordinator.
+                    err = exc.args[0]
+                    if not (err.retriable() or err.code() in _COORDINATOR_BUSY) or attempt == 19:
+                        raise
+                    time.sleep(0.5)
+        raise AssertionError("unreachable")
+
+    def caught_up(self, group: str, topics: list[str]) -> bool:
+        """True when ``group`` has committed everything written to ``topics``."""
+        return self.committed(group, topics) >= self.end_offsets(topics)
+
+
+_COORDINATOR_BUSY = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+}
+
+
+@contextmanager
+def _consumer(bootstrap: str, group: str) -> Iterator[Consumer]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        yield consumer
+    finally:
+        consumer.close()
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, every: float = 0.25) -> None:
+    """Poll ``check`` until true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+CUSTOMERS = 40
+BAD_PAYLOADS: list[bytes] = [
+    b"not json at all",
+    b'{"trace_id": "tr_bad00001", "type": "signup.submitted"}',
+    b'["an", "array"]',
+    b'{"trace_id": "tr_bad00002", "type": "BAD TYPE", "occurred_at": "2026-11-26T10:00:00Z",'
+    b' "source": "web"}',
+    b'{"trace_id": "tr_bad00003", "type": "a.b", "occurred_at": "2026-11-26T10:00:00",'
+    b' "source": "web"}',
+]
+
+
+def emit(sink: KafkaSink, start: int, count: int) -> list[str]:
+    """Emit ``count`` realistic events through the SDK; return their event ids."""
+    emitter = Emitter(sink, source="checkout")
+    ids = []
+    for i in range(start, start + count):
+        event_id = f"ev_{i:07d}"
+        customer = str(48000 + i % CUSTOMERS)
+        with trace(f"tr_{i // 5:08d}"):
+            if i % 2:
+                emitter.emit(
+                    "signup.submitted",
+                    actor="customer",
+                    subject={"customer_id": customer},
+                    data={"email": f"user{i}@example.com", "plan": "pro"},
+                    event_id=event_id,
+                )
+            else:
+                emitter.emit(
+                    "email_job.retry",
+                    actor="system",
+                    subject={"customer_id": customer, "job_id": f"job_{i // 5}"},
+                    status="failed",
+                    attempt=1 + i % 3,
+                    error={"code": "PROVIDER_TIMEOUT", "message": f"timeout for user{i}@x.io"},
+                    event_id=event_id,
+                )
+        ids.append(event_id)
+    return ids

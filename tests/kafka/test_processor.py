@@ -1,0 +1,110 @@
+"""The processor's routing step, without a broker: lanes, dead letters, and their headers."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from ingest.processor_app import (
+    H_EVENT_ID,
+    H_OFFSET,
+    H_PARTITION,
+    H_REASON,
+    H_TOPIC,
+    H_TRACE_ID,
+    Source,
+    build_redactor,
+    route,
+    topic_specs,
+)
+from ingest.schema import Lane, TimelineEvent
+from redaction_rules.engine import Redactor
+from safetrail.settings import Settings
+
+SETTINGS = Settings(demo=True, topic_partitions=4, raw_topic_retention_hours=48)
+SOURCE = Source(topic="safetrail.raw.v1", partition=2, offset=4711)
+EVENT = {
+    "event_id": "ev_route0001",
+    "trace_id": "tr_route0001",
+    "type": "signup.submitted",
+    "occurred_at": "2026-11-26T10:12:15.120Z",
+    "source": "web",
+    "subject": {"customer_id": "48291"},
+    "data": {"email": "maria.santos@gmail.com", "password": "hunter2"},
+}
+
+
+@pytest.fixture(scope="module")
+def redactor() -> Redactor:
+    return build_redactor(SETTINGS)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "lane"),
+    [
+        ("signup.submitted", Lane.CUSTOMER),  # what the customer did
+        ("account.created", Lane.SYSTEM),  # what the system did afterwards (rules decide)
+    ],
+)
+def test_when_an_event_is_valid_then_it_goes_to_its_lane_topic_keyed_by_trace(
+    redactor: Redactor, event_type: str, lane: Lane
+) -> None:
+    payload = orjson.dumps({**EVENT, "type": event_type})
+    out = route(payload, SOURCE, redactor, SETTINGS)
+    timeline = TimelineEvent.model_validate_json(out.value)
+    assert timeline.lane is lane
+    expected = {Lane.CUSTOMER: SETTINGS.topic_customer, Lane.SYSTEM: SETTINGS.topic_system}
+    assert out.topic == expected[lane]
+    assert out.key == b"tr_route0001"
+    assert timeline.event_id == "ev_route0001"
+    # Redacted before it leaves the processor: the raw secrets are nowhere in the message.
+    assert b"hunter2" not in out.value
+    assert b"maria.santos@gmail.com" not in out.value
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason_part"),
+    [
+        (b"{not json", "not valid JSON"),  # broken bytes
+        (b"[1, 2]", "must be a JSON object"),  # valid JSON, wrong shape
+        (orjson.dumps({**EVENT, "occurred_at": "2026-11-26T10:12:15"}), "timezone"),  # naive time
+        (orjson.dumps({**EVENT, "colour": "red"}), "colour"),  # unknown top-level key
+    ],
+)
+def test_when_an_event_is_invalid_then_it_becomes_a_dead_letter_with_reason_and_coordinates(
+    redactor: Redactor, payload: bytes, reason_part: str
+) -> None:
+    out = route(payload, SOURCE, redactor, SETTINGS)
+    headers = dict(out.headers)
+    assert out.topic == SETTINGS.topic_dlq
+    assert out.value == payload  # the raw bytes, exactly as received
+    assert reason_part in headers[H_REASON].decode()
+    assert (headers[H_TOPIC], headers[H_PARTITION], headers[H_OFFSET]) == (
+        b"safetrail.raw.v1",
+        b"2",
+        b"4711",
+    )
+
+
+def test_when_a_rejected_event_carries_ids_then_the_dead_letter_keeps_them(
+    redactor: Redactor,
+) -> None:
+    out = route(orjson.dumps({**EVENT, "attempt": -1}), SOURCE, redactor, SETTINGS)
+    headers = dict(out.headers)
+    assert headers[H_EVENT_ID] == b"ev_route0001"
+    assert headers[H_TRACE_ID] == b"tr_route0001"
+    assert out.key == b"tr_route0001"  # same partition as the rest of its trace
+
+
+def test_when_topics_are_specified_then_partitions_and_retention_come_from_settings() -> None:
+    specs = {t.topic: t for t in topic_specs(SETTINGS)}
+    assert set(specs) == {
+        SETTINGS.topic_raw,
+        SETTINGS.topic_customer,
+        SETTINGS.topic_system,
+        SETTINGS.topic_dlq,
+    }
+    for spec in specs.values():
+        assert spec.num_partitions == 4
+        assert spec.config is not None
+        assert spec.config["retention.ms"] == str(48 * 3600 * 1000)

@@ -1,0 +1,241 @@
+"""Free-text scanning as tables: what must be masked, and what must stay readable."""
+
+from __future__ import annotations
+
+import string
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from redaction_rules.scanners import _PLAIN_ID, TextScanner
+
+
+def scan(text: str) -> str:
+    return TextScanner().scan(text, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("sent to maria.santos@gmail.com", "sent to m****.s*****@gmail.com"),
+        ("<maria.santos+shop@mail.eu.example.co.uk>", "<m****.s*****+s***@mail.eu.example.co.uk>"),
+        ("mailto:ops@example.com.", "mailto:o**@example.com."),  # sentence dot stays outside
+        ("josé.núñez@correo.es", "j***.n****@correo.es"),  # non-ASCII
+        ("?email=maria%40gmail.com", "?email=m****@gmail.com"),  # percent-encoded '@'
+        ("a@b.c and user@localhost", "a@b.c and user@localhost"),  # no real domain: left alone
+    ],
+)
+def test_when_text_holds_emails_then_they_are_masked(text: str, expected: str) -> None:
+    assert scan(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("call +1 415-555-2671 now", "call +1 ***-***-**71 now"),
+        ("call (415) 555-2671", "call +1 ***-***-**71"),  # US national format
+        ("tel:+44 20 7946 0958", "tel:+44 ** **** **58"),  # UK with a tel: prefix
+        ("ring 020 7946 0958", "ring +44 ** **** **58"),  # UK trunk 0, no country code
+        ("ring 0044 20 7946 0958", "ring +44 ** **** **58"),  # 00 international prefix
+        ("mobile +49 1512 3456789", "mobile +49 **** *****89"),
+        ("415 555 2671 415 555 2672", "+1 ***-***-**71 +1 ***-***-**72"),  # two in a row
+        ("+٤٤٢٠٧٩٤٦٠٩٥٨", "+44 ** **** **58"),  # Arabic-Indic digits
+    ],
+)
+def test_when_text_holds_phone_numbers_then_they_are_masked(text: str, expected: str) -> None:
+    assert scan(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("card 4242424242424242 declined", "card **** 4242 declined"),
+        ("card 4242 4242 4242 4242.", "card **** 4242."),  # spaces
+        ("card 5555-5555-5555-4444", "card **** 4444"),  # dashes
+        ("amex 3782 822463 10005", "amex **** 0005"),  # Amex grouping
+        ("cards 4242424242424242 and 4000056655665556", "cards **** 4242 and **** 5556"),
+        ("ref 4242424242424241", "ref 4242424242424241"),  # Luhn fails: not a card
+        ("epoch ms 1764151935120", "epoch ms 1764151935120"),  # starts with 1: not a card
+    ],
+)
+def test_when_text_holds_card_numbers_then_luhn_valid_ones_are_masked(
+    text: str, expected: str
+) -> None:
+    assert scan(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("iban DE89 3704 0044 0532 0130 00 PAID", "iban DE** **** 3000 PAID"),  # spaced
+        ("GB29NWBK60161331926819", "GB** **** 6819"),  # compact, letters in the BBAN
+        ("to NL91ABNA0417164300.", "to NL** **** 4300."),
+        ("DE88 3704 0044 0532 0130 00", "DE88 3704 0044 0532 0130 00"),  # bad checksum
+        ("GB28NWBK60161331926819", "GB28NWBK60161331926819"),  # bad checksum, compact
+    ],
+)
+def test_when_text_holds_ibans_then_checksum_valid_ones_are_masked(
+    text: str, expected: str
+) -> None:
+    assert scan(text) == expected
+
+
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6Ik1hcmlhIn0"
+    ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"token {JWT} expired", "token [secret] expired"),  # JWT
+        ("Authorization: Bearer pm_live_abcdefgh1234", "Authorization: [secret]"),
+        ("auth=Basic dXNlcjpwYXNzd29yZA==", "auth=[secret]"),  # basic user:password
+        ("Basic dXNlcjpwYXNzd29yZA==", "Basic [secret]"),  # without a key before it
+        ("key sk_live_51HxYzAbCdEf1234", "key [secret]"),  # Stripe
+        ("ghp_abcdefghijklmnopqrstuvwxyz0123456789", "[secret]"),  # GitHub
+        ("aws AKIAIOSFODNN7EXAMPLE", "aws [secret]"),  # AWS access key id
+        ("slack xoxb-1234-5678-abcdefghij", "slack [secret]"),  # Slack
+        ("password=hunter2&user=x", "password=[secret]&user=x"),  # key=value
+        ('{"password": "hunter2", "plan": "team"}', '{"password": "[secret]", "plan": "team"}'),
+        ('{\\"api_key\\": \\"abc123\\"}', '{\\"api_key\\": \\"[secret]\\"}'),  # escaped JSON
+        ("session a9F3kL2mQ8wE5rT1yU7iO0pZ end", "session [secret] end"),  # random token
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----", "[secret]"),
+    ],
+)
+def test_when_text_holds_credentials_then_they_are_masked(text: str, expected: str) -> None:
+    assert scan(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://app.example.com/reset?token=abc123&utm_source=news",
+         "https://app.example.com/reset?token=[secret]&utm_source=news"),  # query token
+        ("https://app.example.com/reset/k3j9x2m4q8w7", "https://app.example.com/reset/[secret]"),
+        ("postgres://app:s3cret@db.internal:5432/main", "postgres://[secret]@db.internal:5432/main"),
+        ("https://x.example/cb#access_token=abc123&state=ok",
+         "https://x.example/cb#access_token=[secret]&state=ok"),  # OAuth fragment
+        ("https://x.example/?next=https%3A%2F%2Fy.example%2F%3Fsig%3Dabc123",
+         "https://x.example/?next=https://y.example/?sig=[secret]"),  # URL inside a URL
+        ("https://x.example/u?phone=%2B14155552671", "https://x.example/u?phone=+1 ***-***-**71"),
+    ],
+)  # fmt: skip
+def test_when_text_holds_urls_then_credentials_in_them_are_masked(text: str, expected: str) -> None:
+    assert scan(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("from 203.0.113.77 at noon", "from 203.0.113.0/24 at noon"),
+        ("client=[2001:db8:85a3::8a2e:370:7334]", "client=[2001:db8:85a3::/48]"),
+        ("http://10.1.2.3:8080/health", "http://10.1.2.0/24:8080/health"),
+    ],
+)
+def test_when_text_holds_ip_addresses_then_they_are_cut_to_networks(
+    text: str, expected: str
+) -> None:
+    assert scan(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"name": "Maria Santos", "plan": "team"}', '{"name": "[redacted]", "plan": "team"}'),
+        ("name=Maria Santos, plan=team", "name=[redacted], plan=team"),
+        ("address: 12 Rua Augusta; city: Lisbon", "address: [redacted]; city: Lisbon"),
+    ],
+)
+def test_when_personal_values_follow_a_key_then_they_are_redacted(text: str, expected: str) -> None:
+    assert scan(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-26T10:12:15.120Z",  # ISO timestamp
+        "2026-11-26 10:12:15 job started",  # date and time
+        "123e4567-e89b-12d3-a456-426614174000",  # GUID
+        "tr_k3j9x2m4q8w7e5r1 ev_7emwvjugyjf5d3kzan2a job_9c1f",  # prefixed ids
+        "customer 48291 order 1000234 rows 12000",  # short numbers
+        "SMTP_550 PROVIDER_TIMEOUT WEBHOOK_HTTP_5XX",  # error codes
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0.0.0 Safari/537.36",  # versions
+        "421 4.7.0 Try again later",  # SMTP status codes
+        "ThisIsALongIdentifierName1 signup_verification_template_v2",  # identifiers
+        "sha 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",  # hex digest
+        "chose the basic plan; bearer tokens expire",  # prose about credentials
+        "epoch 1764151935 amount 4900",
+    ],
+)
+def test_when_text_is_benign_then_it_stays_readable(text: str) -> None:
+    assert scan(text) == text
+
+
+def test_when_scanning_then_emails_and_phones_found_are_reported_normalized() -> None:
+    found: list[str] = []
+    TextScanner().scan("Maria.Santos+x@Gmail.com called from +1 (415) 555-2671", found)
+    assert found == ["email:maria.santos@gmail.com", "phone:+14155552671"]
+
+
+def test_when_the_same_text_is_scanned_twice_then_cached_results_report_hits_again() -> None:
+    scanner = TextScanner()
+    first: list[str] = []
+    second: list[str] = []
+    text = "bounce for maria@example.com"
+    assert scanner.scan(text, first) == scanner.scan(text, second)
+    assert first == second == ["email:maria@example.com"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ev_" + "a1" * 2000 + "!",  # near-miss of the prefixed-id fast path
+        "a" * 8000,  # one long word
+        "1 " * 4000,  # endless digit groups
+        "@" + "a" * 8000,  # '@' with a domain that never gets a dot
+        'name: "' * 1000,  # separators and unclosed quotes
+        ":" * 8000,  # separators with nothing around them
+        "x=" * 4000,  # keys without values
+        "https://" * 1000,  # URL starts without URLs
+        "1.2.3." * 1500,  # almost-addresses
+        "a:" * 4000,  # almost-IPv6
+        "DE89" * 2000,  # almost-IBANs
+        "+1 (" * 2000,  # almost-phones
+    ],
+)
+def test_when_text_is_pathological_then_scanning_stays_fast(text: str) -> None:
+    started = time.perf_counter()
+    TextScanner().scan(text, [])
+    assert time.perf_counter() - started < 1.0  # linear-time patterns: milliseconds here
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    prefix=st.sampled_from(["ev", "tr", "job", "cus", "whsec", "ghp", "npm", "sk", "ord"]),
+    body=st.text(alphabet=string.ascii_letters + string.digits, min_size=1, max_size=48),
+)
+def test_when_an_id_takes_the_fast_path_then_the_full_scan_agrees(prefix: str, body: str) -> None:
+    text = f"{prefix}_{body}"
+    if _PLAIN_ID.fullmatch(text):
+        assert TextScanner()._scan(text, [], 0) == text
+
+
+def test_when_urls_hold_plain_routes_then_they_stay_readable() -> None:
+    text = "https://app.example.com/auth/callback?state=ok&utm_source=news#top"
+    assert scan(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("4242424242424242 4000056655665556", "**** 4242 **** 5556"),  # two compact cards
+        ("4242 4242 4242 4242 4000 0566 5566 5556", "**** 4242 **** 5556"),  # two grouped
+        ("(4242-4242-4242-4242)", "(**** 4242)"),  # in parentheses
+    ],
+)
+def test_when_cards_sit_side_by_side_then_each_is_masked(text: str, expected: str) -> None:
+    assert scan(text) == expected
