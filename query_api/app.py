@@ -36,6 +36,16 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _kafka_ingestor(settings: Settings, rules: Redactor) -> Ingestor:
+    """Scale-out mode: ``POST /v1/events`` publishes to the raw topic and answers on broker ack."""
+    # Deferred: the embedded path never needs the Kafka client.
+    from ingest.kafka_collector import KafkaIngestor
+    from ingest.kafka_sink import KafkaSink
+
+    assert settings.kafka_bootstrap is not None  # noqa: S101 - checked by the caller
+    return KafkaIngestor(KafkaSink(settings.kafka_bootstrap, settings.topic_raw), rules)
+
+
 def create_app(
     settings: Settings,
     store: Store | None = None,
@@ -48,7 +58,8 @@ def create_app(
 
     ``store``: an open store to use (the caller keeps ownership); otherwise the app opens one
     at startup and closes it at shutdown. ``ingestor``: where ``POST /v1/events`` sends events;
-    by default the embedded collector in embedded mode, none in scale-out mode.
+    by default the embedded collector in embedded mode, the Kafka raw-topic publisher when
+    ``SAFETRAIL_KAFKA_BOOTSTRAP`` is set.
     ``redactor``/``clock`` replace the configured ones (tests, the demo).
     """
     metrics = Metrics()
@@ -69,6 +80,8 @@ def create_app(
             chosen = ingestor
             if chosen is None and settings.embedded:
                 owned = chosen = EmbeddedCollector(active, rules, listener=metrics.observe_ingest)
+            elif chosen is None and settings.kafka_bootstrap:
+                owned = chosen = _kafka_ingestor(settings, rules)
             app.state.store = active
             app.state.ingestor = chosen
             yield

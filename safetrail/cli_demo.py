@@ -12,14 +12,13 @@ import httpx
 import typer
 import uvicorn
 from rich.console import Console
-from rich.table import Table
 
 from ingest.http_sink import HttpSink
 from ingest.sdk import Emitter
 from safetrail.demo_traffic import DemoTraffic, generate
 from safetrail.settings import DEMO_TOKENS, Role, Settings
 
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def _token(role: Role) -> str:
@@ -71,13 +70,13 @@ def _print_intro(traffic: DemoTraffic, sink: HttpSink, base: str) -> None:
         f"[bold green]safetrail demo[/] loaded {sink.accepted} events "
         f"({len(sink.rejected)} rejected) for {len(traffic.customers)} customers"
     )
-    table = Table(title="Traces worth opening first", show_lines=False)
-    table.add_column("case")
-    table.add_column("trace ID", style="cyan")
-    table.add_column("support page")
+    console.print("\n[bold]Traces worth opening first[/]")
+    width = max(len(case) for case in traffic.highlights)
     for case, trace_id in traffic.highlights.items():
-        table.add_row(case, trace_id, f"{base}/support/traces/{trace_id}")
-    console.print(table)
+        console.print(
+            f"  {case:<{width}}  [cyan]{trace_id}[/]  {base}/support/traces/{trace_id}",
+            soft_wrap=True,
+        )
     first = next(iter(traffic.highlights.values()))
     sup = _token(Role.SUPPORT)
     console.print("\n[bold]Demo tokens[/] (demo only; refused outside SAFETRAIL_DEMO=1):")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -188,16 +189,24 @@ def _metric(text: str, name: str) -> float:
     return float(line.rsplit(" ", 1)[1])
 
 
-def test_when_events_go_through_kafka_then_this_replica_refuses_ingest_but_still_reads(
+def test_when_the_broker_is_unreachable_then_ingest_answers_503_and_reads_still_work(
     api: Api, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
+    from ingest.kafka_collector import KafkaIngestor
+    from ingest.kafka_sink import KafkaSink
+
     settings = api_settings(tmp_path_factory.mktemp("scaleout"), kafka_bootstrap="127.0.0.1:9")
     api.post_events(seed("tr_scaleout", "48296", "job_scaleout", recent()))
-    with TestClient(create_app(settings, store=api.store)) as client:
+    ingestor = KafkaIngestor(
+        KafkaSink("127.0.0.1:9", settings.topic_raw), default_redactor(b"k" * 16), timeout=1.0
+    )
+    with TestClient(create_app(settings, store=api.store, ingestor=ingestor)) as client:
+        body = orjson.dumps(seed("tr_scaleout2", "48297", "job_scaleout2", recent()))
         posted = client.post(
-            "/v1/events", content=b"[]", headers={"Authorization": f"Bearer {SERVICE}"}
+            "/v1/events", content=body, headers={"Authorization": f"Bearer {SERVICE}"}
         )
         read = client.get("/v1/traces/tr_scaleout", headers={"Authorization": f"Bearer {SUPPORT}"})
+    ingestor.sink.discard_undelivered()
     assert posted.status_code == 503
     assert posted.json()["error"] == "ingest_unavailable"
     assert read.status_code == 200
