@@ -71,6 +71,8 @@ class KafkaSink:
             "queue.buffering.max.messages": max_buffer,
             "delivery.timeout.ms": int(delivery_timeout * 1000),
             "error_cb": self._on_error,
+            # librdkafka's own log lines go through Python logging, not straight to stderr.
+            "logger": log,
         }
         self._producer = Producer(settings)
 

@@ -49,6 +49,9 @@ def connect(url: str) -> Any:
             Path(path).mkdir(parents=True, exist_ok=True)
     else:
         kwargs["autogenerate_session_id"] = False
+        # On a cluster, inserts through Distributed tables must reach the shards before they
+        # return: projectors commit offsets and the audit chain reads back right after a write.
+        kwargs["settings"] = {**SESSION_SETTINGS, "distributed_foreground_insert": 1}
     return clickhouse_connect.get_client(dsn=url, **kwargs)
 
 

@@ -4,6 +4,8 @@ Files are templates: ``${retention_days}`` and ``${raw_retention_days}`` are fil
 retention policy at apply time. The checksum is taken over the template, so changing retention
 in settings never looks like an edited migration (``retention.enforce`` handles that change).
 Statements use ``IF NOT EXISTS`` so a migration interrupted half-way can simply run again.
+Files are written for one node; with a cluster name each statement is applied in its
+``ON CLUSTER`` form (``projectors.cluster``), the ledger included.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from projectors.cluster import cluster_statements
 from projectors.retention import RetentionPolicy
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -76,21 +79,48 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-def applied_versions(client: Any) -> dict[int, str]:
+def applied_versions(client: Any, cluster: str | None = None) -> dict[int, str]:
     """Version -> checksum of every migration recorded in ``schema_migrations``."""
-    client.command(BOOTSTRAP)
+    if cluster is None:
+        client.command(BOOTSTRAP)
+    else:
+        for statement in cluster_statements([BOOTSTRAP], cluster, _database(client)):
+            client.command(statement)
+        engine = client.command(
+            "SELECT engine FROM system.tables "
+            "WHERE database = currentDatabase() AND name = 'schema_migrations'"
+        )
+        if engine != "Distributed":
+            raise MigrationError(
+                "this database was migrated without a cluster; migrate a fresh database "
+                "with --cluster instead of converting this one in place"
+            )
     rows = client.query(
         "SELECT version, argMax(checksum, applied_at) FROM schema_migrations GROUP BY version"
     ).result_rows
     return {int(version): str(checksum) for version, checksum in rows}
 
 
+def _database(client: Any) -> str:
+    return str(client.command("SELECT currentDatabase()"))
+
+
 def apply_pending(
-    client: Any, policy: RetentionPolicy, migrations: list[Migration] | None = None
+    client: Any,
+    policy: RetentionPolicy,
+    migrations: list[Migration] | None = None,
+    *,
+    cluster: str | None = None,
 ) -> list[str]:
-    """Apply every migration not yet recorded; return the names applied (empty when current)."""
+    """Apply every migration not yet recorded; return the names applied (empty when current).
+
+    With ``cluster``, statements run in their ``ON CLUSTER`` form and the ledger row is written
+    through the Distributed table synchronously, so it is recorded once the insert returns.
+    """
     todo = discover() if migrations is None else migrations
-    done = applied_versions(client)
+    done = applied_versions(client, cluster)
+    database = _database(client) if cluster is not None else ""
+    insert_settings = None if cluster is None else {"insert_distributed_sync": 1}
     applied: list[str] = []
     for migration in todo:
         recorded = done.get(migration.version)
@@ -101,12 +131,16 @@ def apply_pending(
                     "was applied; add a new migration instead of changing an applied one"
                 )
             continue
-        for statement in migration.statements(policy):
+        statements = migration.statements(policy)
+        if cluster is not None:
+            statements = cluster_statements(statements, cluster, database)
+        for statement in statements:
             client.command(statement)
         client.insert(
             "schema_migrations",
             [[migration.version, migration.name, migration.checksum, datetime.now(UTC)]],
             column_names=["version", "name", "checksum", "applied_at"],
+            settings=insert_settings,
         )
         applied.append(f"{migration.version:04d}_{migration.name}")
     return applied

@@ -49,20 +49,40 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, workers=1, log_level="info")
 
 
-def migrate(data_dir: DataDirOption = None) -> None:
+def migrate(
+    data_dir: DataDirOption = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="ClickHouse cluster: replicated _local tables behind Distributed tables, "
+            "created ON CLUSTER (default: SAFETRAIL_CLICKHOUSE_CLUSTER)"
+        ),
+    ] = None,
+) -> None:
     """Apply pending schema migrations and check the TTL in force against retention settings.
 
-    Exits 1 when a table's TTL still differs from the configured retention.
+    Exits 1 when a table's TTL still differs from the configured retention, 2 when the
+    configuration or the cluster name is unusable.
     """
+    from projectors.clients import is_chdb
+    from projectors.cluster import ClusterDdlError
     from projectors.retention import RetentionPolicy
     from projectors.store import Store
 
     settings = load_settings(data_dir)
     policy = RetentionPolicy.from_settings(settings)
+    cluster = cluster or settings.clickhouse_cluster or None
+    if cluster and is_chdb(settings.effective_clickhouse_url):
+        typer.echo("configuration error: --cluster needs SAFETRAIL_CLICKHOUSE_URL", err=True)
+        raise typer.Exit(2)
     with Store.open(settings.effective_clickhouse_url, policy) as store:
-        report = store.migrate()
-        statuses = store.ttl_status()
-        typer.echo(f"storage: {store.url}")
+        try:
+            report = store.migrate(cluster=cluster)
+        except ClusterDdlError as exc:
+            typer.echo(f"configuration error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        statuses = store.ttl_status(cluster=cluster is not None)
+        typer.echo(f"storage: {store.url}" + (f" (cluster {cluster})" if cluster else ""))
     if report.applied:
         typer.echo("applied: " + ", ".join(report.applied))
     else:

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("./.safetrail")
     clickhouse_url: str | None = None
+    clickhouse_cluster: str | None = None
     kafka_bootstrap: str | None = None
     kafka_port: int = 9092
     api_tokens: dict[str, TokenInfo] = Field(default_factory=dict)
