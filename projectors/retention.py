@@ -21,6 +21,7 @@ TTL_TABLES: dict[str, tuple[str, PolicyKind | None]] = {
     "customer_lookup": ("last_seen", "timeline"),
     "raw_events": ("received_at", "raw"),
     "dead_letters": ("received_at", "raw"),
+    "dead_letter_redrives": ("redriven_at", "raw"),
     "trace_index": ("occurred_at", None),
     "access_log": ("at", None),
 }
