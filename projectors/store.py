@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
 from ingest.schema import RawEvent, TimelineEvent
+from projectors import audit_chain, retention
+from projectors import cluster as cluster_schema
 from projectors import migrate as migrations
-from projectors import retention
 from projectors.clients import ClientPool, safe_url
 from projectors.reads import StoreReads
+from projectors.restricted import RestrictedStore
 from projectors.retention import RetentionPolicy, TtlStatus
 from projectors.rows import (
     ACCESS_LOG_COLUMNS,
@@ -51,7 +53,7 @@ class MigrationReport:
     ttl_changed: list[str]
 
 
-class Store(StoreReads):
+class Store(StoreReads, RestrictedStore):
     """ClickHouse storage for timelines, the trace index, raw events, dead letters, access log.
 
     Thread-safe: calls borrow a client from a small pool. Use ``Store.open`` and ``close`` (or
@@ -90,21 +92,30 @@ class Store(StoreReads):
 
     # --- schema -------------------------------------------------------------------------
 
-    def migrate(self) -> MigrationReport:
+    def migrate(self, *, cluster: str | None = None) -> MigrationReport:
         """Apply pending migrations, then make every TTL match the retention policy.
 
-        Idempotent: a second call applies nothing and changes nothing.
+        With ``cluster``, tables are created ``ON CLUSTER`` as replicated ``_local`` tables
+        behind Distributed tables of the plain names (``projectors.cluster``); reads and writes
+        are unchanged. Idempotent: a second call applies nothing and changes nothing.
         """
         with self._pool.client() as client:
-            applied = migrations.apply_pending(client, self.policy)
-            changed = retention.enforce(client, self.policy)
+            applied = migrations.apply_pending(client, self.policy, cluster=cluster)
+            if cluster is None:
+                changed = retention.enforce(client, self.policy)
+            else:
+                changed = cluster_schema.enforce(client, self.policy, cluster)
         return MigrationReport(applied=applied, ttl_changed=changed)
 
-    def ttl_status(self, policy: RetentionPolicy | None = None) -> list[TtlStatus]:
+    def ttl_status(
+        self, policy: RetentionPolicy | None = None, *, cluster: bool = False
+    ) -> list[TtlStatus]:
         """Actual TTL of every table with a retention rule, next to ``policy`` (default: the
-        store's own), so a caller can check the TTL in force against its settings."""
+        store's own), so a caller can check the TTL in force against its settings. With
+        ``cluster``, the TTL read is that of the ``_local`` tables, where it is in force."""
+        status = cluster_schema.ttl_status if cluster else retention.ttl_status
         with self._pool.client() as client:
-            return retention.ttl_status(client, policy or self.policy)
+            return status(client, policy or self.policy)
 
     def ping(self) -> bool:
         """True when the engine answers a trivial query."""
@@ -169,11 +180,14 @@ class Store(StoreReads):
         record_id: str,
         reason: str | None = None,
         at: datetime | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> AccessRecord:
-        """Record that ``actor`` read a record. The only way rows reach ``access_log``.
+        """Record that ``actor`` read (or replayed) a record. The only way rows reach
+        ``access_log``.
 
-        Writes are serialised so entries are appended in order, which a tamper-evident chain
-        over the log will rely on.
+        Each entry is chained to the previous one by hash (``projectors.audit_chain``); the
+        lock around "read the head, insert the next" keeps concurrent writers of this process
+        on one unbroken chain. ``details`` (replays, re-drives) is stored as canonical JSON.
         """
         record = AccessRecord(
             entry_id=uuid.uuid4().hex,
@@ -186,5 +200,24 @@ class Store(StoreReads):
             reason=reason,
         )
         with self._access_lock, self._pool.client() as client:
-            client.insert("access_log", [record.columns()], column_names=list(ACCESS_LOG_COLUMNS))
+            head = client.query(
+                "SELECT seq, hash FROM access_log WHERE seq > 0 ORDER BY seq DESC LIMIT 1"
+            ).result_rows
+            seq, prev_hash = (int(head[0][0]) + 1, str(head[0][1])) if head else (1, "")
+            entry: dict[str, Any] = dict(zip(ACCESS_LOG_COLUMNS, record.columns(), strict=True))
+            entry.update(seq=seq, details=audit_chain.canonical_details(details))
+            entry["prev_hash"] = prev_hash
+            entry["hash"] = audit_chain.entry_hash(entry)
+            names = list(audit_chain.CHAIN_COLUMNS)
+            client.insert("access_log", [[entry[n] for n in names]], column_names=names)
         return record
+
+    def verify_access_chain(self) -> audit_chain.ChainReport:
+        """Check the access-log hash chain; the report names the first broken entry."""
+        cols = ", ".join(audit_chain.CHAIN_COLUMNS)
+        with self._access_lock, self._pool.client() as client:
+            unchained = int(client.command("SELECT count() FROM access_log WHERE seq = 0"))
+            rows = client.query(
+                f"SELECT {cols} FROM access_log WHERE seq > 0 ORDER BY seq, entry_id"  # noqa: S608
+            ).result_rows
+        return audit_chain.verify_rows(rows, unchained)

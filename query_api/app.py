@@ -21,7 +21,18 @@ from query_api.auth import TokenBook
 from query_api.deps import Clock
 from query_api.errors import install_error_handlers
 from query_api.metrics import Metrics, MetricsMiddleware
-from query_api.routes import access_log, customers, events, health, jobs, traces
+from query_api.routes import (
+    access_log,
+    customers,
+    dead_letters,
+    events,
+    health,
+    jobs,
+    pages_raw,
+    raw,
+    replays,
+    traces,
+)
 from query_api.routes.pages import install_support_pages
 from redaction_rules.engine import Redactor, load_rules
 from safetrail.settings import Settings
@@ -106,7 +117,10 @@ def create_app(
     app.state.clock = clock or _utc_now
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.state.redactor = rules
     for module in (events, traces, jobs, customers, access_log, health):
         app.include_router(module.router)
     install_support_pages(app, settings, rules)
+    for module in (raw, replays, dead_letters, pages_raw):  # the engineers' route
+        app.include_router(module.router)
     return app

@@ -19,6 +19,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "safetrail.cli_serve",
     "safetrail.cli_kafka",
     "safetrail.cli_rules",
+    "safetrail.cli_engineers",
 )
 
 for _name in _COMMAND_MODULES:

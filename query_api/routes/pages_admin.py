@@ -22,6 +22,10 @@ KINDS = (
     ("customer_export", "Customer CSV export"),
     ("customer_lookup", "Lookup by email or phone"),
     ("access_log", "Access log"),
+    ("raw_trace", "Raw events of a trace (engineers)"),
+    ("dead_letters", "Dead letters (engineers)"),
+    ("replay", "Replay (engineers)"),
+    ("redrive", "Dead-letter re-drive (engineers)"),
 )
 
 

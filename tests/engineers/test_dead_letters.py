@@ -1,0 +1,83 @@
+"""Dead letters: listed with reasons for engineers, re-driven via the replay path after a fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from projectors.store import Store
+from redaction_rules.engine import load_rules
+from safetrail.cli import app as cli
+from tests.api.conftest import HMAC_KEY, RAW_EMAIL, SERVICE, recent, signup_events
+from tests.engineers.helpers import FlakyRedactor, app_client, auth, post_json, redactor
+
+TRACE = "tr_deadletter"
+BROKEN = "signup_email.bounced"
+
+
+@pytest.fixture(scope="module")
+def buggy(timeline_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One trace ingested while a rule bug rejects its bounce event."""
+    tmp = tmp_path_factory.mktemp("dl")
+    flaky = FlakyRedactor(load_rules(), HMAC_KEY.encode(), BROKEN)
+    with app_client(timeline_store, tmp, flaky) as client:
+        body = orjson.dumps(signup_events(TRACE, "48291", "job_dl", recent(15)))
+        headers = {**auth(SERVICE), "Content-Type": "application/json"}
+        r = client.post("/v1/events", content=body, headers=headers)
+        assert r.status_code == 202 and r.json()["rejected"] == 1, r.text
+    return tmp
+
+
+def test_when_engineer_lists_dead_letters_then_reasons_and_payload_shown_and_audited(
+    timeline_store: Store, buggy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with app_client(timeline_store, tmp_path, redactor()) as client:
+        no_reason = client.get("/v1/dead-letters", headers=auth())
+        r = client.get("/v1/dead-letters", headers=auth(reason="INC-77"))
+    assert no_reason.status_code == 400
+    assert r.status_code == 200, r.text
+    (letter,) = [d for d in r.json()["data"] if d["trace_id"] == TRACE]
+    assert letter["reason"] == "redaction failed: RuntimeError"
+    assert RAW_EMAIL in letter["payload"] and letter["redriven_at"] is None
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAFETRAIL_CLICKHOUSE_URL", timeline_store.url)
+    monkeypatch.setenv("SAFETRAIL_HMAC_KEY", HMAC_KEY)
+    listed = CliRunner().invoke(cli, ["dead-letters", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert f"{letter['dead_letter_id']}" in listed.output and "redaction failed" in listed.output
+
+
+def test_when_redriven_before_and_after_the_fix_then_only_the_fix_turns_it_into_an_event(
+    timeline_store: Store, buggy: Path, tmp_path: Path
+) -> None:
+    assert len(timeline_store.trace_events(TRACE)) == 5
+    flaky = FlakyRedactor(load_rules(), HMAC_KEY.encode(), BROKEN)
+    body = {"reason": "INC-77 rule fix"}
+    with app_client(timeline_store, tmp_path, flaky) as client:
+        still_broken = post_json(client, "/v1/dead-letters/redrive", body, auth())
+    assert still_broken.status_code == 200, still_broken.text
+    assert (still_broken.json()["rejected"], still_broken.json()["written"]) == (1, 0)
+    with app_client(timeline_store, tmp_path, redactor()) as client:
+        dry = post_json(client, "/v1/dead-letters/redrive", {**body, "dry_run": True}, auth())
+        assert dry.json()["accepted"] == 1 and dry.json()["written"] == 0
+        assert len(timeline_store.trace_events(TRACE)) == 5
+        fixed = post_json(client, "/v1/dead-letters/redrive", body, auth())
+        assert fixed.status_code == 200, fixed.text
+        assert (fixed.json()["kind"], fixed.json()["written"]) == ("redrive", 1)
+        pending = client.get("/v1/dead-letters", headers=auth(reason="INC-77"))
+        everything = client.get(
+            "/v1/dead-letters", params={"status": "all"}, headers=auth(reason="INC-77")
+        )
+        again = post_json(client, "/v1/dead-letters/redrive", body, auth())
+    events = timeline_store.trace_events(TRACE)
+    assert len(events) == len({e.event_id for e in events}) == 6
+    assert any(e.type == BROKEN and e.label == "Signup email bounced" for e in events)
+    assert all(d["trace_id"] != TRACE for d in pending.json()["data"])
+    (done,) = [d for d in everything.json()["data"] if d["trace_id"] == TRACE]
+    assert done["replay_id"] == fixed.json()["replay_id"] and done["redriven_at"] is not None
+    assert again.json()["read"] == 0
+    raw_types = {e.type for e in timeline_store.raw_events(TRACE)}
+    assert BROKEN in raw_types  # re-driven input can be replayed later like any other
