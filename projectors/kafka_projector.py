@@ -213,6 +213,10 @@ class KafkaProjector:
 
     def _store_with_retry(self, batch: Batch) -> bool:
         delay, paused = 0.5, False
+        # One insert stamps every row with the same ingested_at, so an original and its replayed
+        # version in one batch would tie; keep the later message (same key, same partition, so
+        # Kafka order is the order they were written).
+        batch.timeline = list({event.event_id: event for event in batch.timeline}.values())
         try:
             while True:
                 try:
