@@ -92,17 +92,11 @@ def _persona(trace: int) -> dict[str, str]:
 def _signup(rng: random.Random, who: dict[str, str]) -> dict[str, Any]:
     address = {"line1": "12 Harbour Street", "city": "Lisbon", "postcode": "1100-148"}
     data = {
-        "email": who["email"],
-        "name": who["name"],
-        "password": _token(rng, 14),
-        "plan": "team",
-        "ip": who["ip"],
-        "user_agent": rng.choice(_UAS),
-        "phone": who["phone"],
+        "email": who["email"], "name": who["name"], "password": _token(rng, 14), "plan": "team",
+        "ip": who["ip"], "user_agent": rng.choice(_UAS), "phone": who["phone"],
         "referrer": f"https://ads.example.net/c?utm_source=news&token={_token(rng, 24)}",
-        "address": {**address, "country": "PT"},
-        "marketing_opt_in": True,
-    }
+        "address": {**address, "country": "PT"}, "marketing_opt_in": True,
+    }  # fmt: skip
     return {"type": "signup.submitted", "source": "web", "actor": "customer", "data": data}
 
 
@@ -127,12 +121,10 @@ def _email_retry(rng: random.Random, who: dict[str, str]) -> dict[str, Any]:
 def _billing(rng: random.Random, who: dict[str, str]) -> dict[str, Any]:
     card = who["card"]
     data = {
-        "amount": "49.00",
-        "currency": "EUR",
-        "gateway": "stripe",
+        "amount": "49.00", "currency": "EUR", "gateway": "stripe",
         "card": {"brand": "visa", "number": card, "last4": card[-4:]},
         "gateway_response": f"declined: card {card[:6]}****{card[-4:]} do_not_honor",
-    }
+    }  # fmt: skip
     message = f"card {card} declined for {who['email']}\nTraceback (most recent call last):"
     error = {"code": "ORDER_HOLD", "message": message}  # not in the catalog: message shown
     return {"type": "billing_job.failed", "source": "billing-worker", "data": data, "error": error}
@@ -142,11 +134,10 @@ def _webhook(rng: random.Random, who: dict[str, str]) -> dict[str, Any]:
     body = {"error": "upstream unavailable", "owner": who["email"], "trace": _token(rng, 30)}
     data = {
         "url": f"https://hooks.customer.example/in?secret={who['hook_secret']}&v=2",
-        "http_status": 503,
-        "duration_ms": rng.randint(20, 30000),
+        "http_status": 503, "duration_ms": rng.randint(20, 30000),
         "response_body": orjson.dumps(body).decode(),
         "signature_header": f"t=1764147600,v1={_token(rng, 64)}",
-    }
+    }  # fmt: skip
     error = {"code": "WEBHOOK_HTTP_5XX", "message": "503"}
     return {"type": "webhook.attempt", "source": "webhooks", "data": data, "error": error}
 
@@ -161,13 +152,10 @@ def _import(rng: random.Random, who: dict[str, str]) -> dict[str, Any]:
 
 def _login(rng: random.Random, who: dict[str, str]) -> dict[str, Any]:
     data = {
-        "email": who["email"],
-        "ip": who["ip"],
-        "user_agent": rng.choice(_UAS),
-        "method": "password",
-        "mfa": False,
+        "email": who["email"], "ip": who["ip"], "user_agent": rng.choice(_UAS),
+        "method": "password", "mfa": False,
         "session": {"id": _token(rng, 32), "csrf": _token(rng, 24)},
-    }
+    }  # fmt: skip
     error = {"code": "INVALID_PASSWORD", "message": f"wrong password for {who['email']}"}
     return {"type": "login.failed", "source": "web", "data": data, "error": error}
 
@@ -175,20 +163,13 @@ def _login(rng: random.Random, who: dict[str, str]) -> dict[str, Any]:
 _KINDS = [_signup, _email_retry, _billing, _webhook, _import, _login]
 # One customer's trace, as support sees it: retries repeat the same recipient, card, endpoint.
 _FLOW = [
-    (_signup, "signup.submitted"),
-    (_email_retry, "signup_email.queued"),
-    (_email_retry, "signup_email.retry"),
-    (_email_retry, "signup_email.sent"),
-    (_login, "login.failed"),
-    (_login, "login.succeeded"),
-    (_billing, "billing_job.started"),
-    (_billing, "billing_job.retry"),
-    (_billing, "billing_job.failed"),
-    (_webhook, "webhook.attempt"),
-    (_webhook, "webhook.delivered"),
-    (_import, "import_job.progress"),
-    (_import, "import_job.done"),
-]
+    (_signup, "signup.submitted"), (_email_retry, "signup_email.queued"),
+    (_email_retry, "signup_email.retry"), (_email_retry, "signup_email.sent"),
+    (_login, "login.failed"), (_login, "login.succeeded"), (_billing, "billing_job.started"),
+    (_billing, "billing_job.retry"), (_billing, "billing_job.failed"),
+    (_webhook, "webhook.attempt"), (_webhook, "webhook.delivered"),
+    (_import, "import_job.progress"), (_import, "import_job.done"),
+]  # fmt: skip
 _FAILING = ("retry", "failed", "attempt")
 
 

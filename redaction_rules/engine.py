@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 from ingest.schema import ErrorInfo, Lane, RawEvent, TimelineEvent
 from redaction_rules import masks
@@ -29,18 +30,19 @@ from redaction_rules.walker import OperatorCache, Walk
 __all__ = ["Redactor", "RuleError", "RuleSet", "default_redactor", "load_rules"]
 
 _TRACEBACK = "Traceback (most recent call last)"
+# Lines that are stack frames in Python, Java, Node, Go and gdb-style traces.
+_FRAME = re.compile(
+    r'(?:File "|at [\w$.<>\[\]]+ ?\(|at /\S+:\d+|#\d+ |goroutine \d+|\^+$|~+$|Traceback \()'
+)
 
 
 def summarize_message(message: str) -> str:
-    """The line of an error message worth showing: the first one, or for a Python traceback
-    the exception line at the end. Stack frames are never shown."""
+    """The line of an error message worth showing: the first one that is not a stack frame,
+    or for a Python traceback the exception line at its end. Frames are never shown."""
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    if not lines:
-        return ""
-    if lines[0].startswith(_TRACEBACK):
-        tail = [line for line in lines if not line.startswith(("File ", "^", "~", _TRACEBACK))]
-        return tail[-1] if tail else ""
-    return lines[0]
+    if lines and lines[0].startswith(_TRACEBACK):
+        lines.reverse()
+    return next((line for line in lines if not _FRAME.match(line)), "")
 
 
 class Redactor:

@@ -38,7 +38,10 @@ _MARKER = r"\[(?:secret|redacted)\]"
 _SECRET_BARE = re.compile(
     rf"\s*((?:(?:[Bb]earer|[Bb]asic|[Tt]oken|[Dd]igest)\s+)?(?:{_MARKER}|[^\s,;&\"'}}\]<>]+))"
 )
-_PERSONAL_BARE = re.compile(rf"\s*({_MARKER}|[^,;&\n\"'}}\]<>]+)")
+# A bare personal value runs to the next delimiter, or to the next "key:" ("name=A B email=..").
+_PERSONAL_BARE = re.compile(
+    rf"\s*({_MARKER}|(?:(?!\s+[\w\-]+[\"']?\s*[:=])[^,;&\n\"'}}\]<>]){{1,200}})"
+)
 
 _MARKERS = frozenset({SECRET, REDACTED})
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-import phonenumbers
-from phonenumbers import NumberParseException
 from stdnum import iban as stdnum_iban
 from stdnum import luhn
 
@@ -20,10 +18,8 @@ from redaction_rules.masks import (
     mask_iban,
     mask_ip,
     mask_last4,
-    mask_phone_number,
-    normalize_phone,
-    phone_facts,
 )
+from redaction_rules.phones import PHONE_SEPARATORS, mask_phones
 
 # Runs of digits with separators: the one place cards, phones and IPv4 addresses can hide.
 NUMBER_RUN = re.compile(r"\d[\d \-.()]{5,}\d")
@@ -31,34 +27,28 @@ _IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
 _IBAN_START = re.compile(r"[A-Z]{2}\d\d")
 _NOT_CARD_CHARS = re.compile(r"([^\d \-]+)")
 _CARD_SEPARATORS = re.compile(r"([ \-]+)")
-_PHONE = re.compile(r"(?:\+|00)?\(?\d[\d \-.()]{5,24}\d")
 _IPV4_SHAPE = re.compile(
     r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 )
-_DATE_SHAPE = re.compile(
-    r"(?:19|20)\d\d[-/.](?:0?[1-9]|1[0-2])[-/.]\d\d?|\d\d?[-/.]\d\d?[-/.](?:19|20)\d\d"
-)
-_COMPACT_DATE = re.compile(r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d*")
-# Regions tried for numbers written without "+": national trunk-0 formats, then the rest.
-_TRUNK_REGIONS = ("GB", "DE", "FR", "IT", "NL", "BE", "AT", "CH", "AU", "IN", "BR", "JP", "IE")
-_OTHER_REGIONS = ("ES", "PT", "IT", "PL", "MX")  # 9+ digits: short ones match too much
 
 
-def _iban(match: re.Match[str]) -> str:
-    text = match.group(0)
-    start = match.start()
-    if start and match.string[start - 1].isalnum():
-        return text
-    # The candidate may run into a following word ("... 3000 PAID"): drop trailing chunks.
-    candidate = text
+def _iban_at(text: str, start: int) -> tuple[int, str] | None:
+    """(end, mask) of a checksum-valid IBAN starting at ``start``, if there is one."""
+    if start and text[start - 1].isalnum():
+        return None
+    match = _IBAN.match(text, start)
+    if match is None:
+        return None
+    # The candidate may run into what follows ("... 3000 PAID", another IBAN): drop chunks.
+    candidate = match.group(0)
     while True:
         compact = candidate.replace(" ", "")
         if len(compact) < 15:
-            return text
+            return None
         if stdnum_iban.is_valid(compact):
-            return mask_iban(compact) + text[len(candidate) :]
+            return start + len(candidate), mask_iban(compact)
         if " " not in candidate:
-            return text
+            return None
         candidate = candidate.rsplit(" ", 1)[0]
 
 
@@ -69,13 +59,25 @@ def _is_card(digits: str) -> bool:
     return 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn.is_valid(digits)
 
 
-def _card_at(groups: list[str], first: int) -> tuple[int, str] | None:
-    """(last group, digits) of the first card made of groups ``first..last``, if any."""
-    digits = ""
-    for last in range(first, len(groups)):
-        digits += groups[last]
-        if len(digits) > 19:
+def _card_at(parts: list[str], first: int) -> tuple[int, str] | None:
+    """(last group, digits) of a card written from group ``first`` on, if there is one.
+
+    ``parts`` alternates digit groups and separators. A card is one compact group, or groups
+    of 3 to 6 digits joined by one and the same separator (4-4-4-4, 4-6-5), which keeps a
+    phone number and the start of the next number from looking like a card.
+    """
+    head = parts[first * 2]
+    if 13 <= len(head) <= 19 and _is_card(head):
+        return first, head
+    if not 3 <= len(head) <= 6:
+        return None
+    digits, last = head, first
+    while last * 2 + 2 < len(parts) and len(digits) < 19:
+        separator, group = parts[last * 2 + 1], parts[last * 2 + 2]
+        if not 3 <= len(group) <= 6 or (last > first and separator != parts[first * 2 + 1]):
             return None
+        digits += group
+        last += 1
         if _is_card(digits):
             return last, digits
     return None
@@ -94,7 +96,7 @@ def _mask_cards(run: str) -> str:
         groups = parts[::2]
         first = 0
         while first < len(groups):
-            card = _card_at(groups, first)
+            card = _card_at(parts, first)
             last = first if card is None else card[0]
             out.append(parts[first * 2] if card is None else mask_last4(card[1]))
             if last * 2 + 1 < len(parts):
@@ -103,100 +105,69 @@ def _mask_cards(run: str) -> str:
     return "".join(out)
 
 
-@lru_cache(maxsize=8192)
-def _phone_facts(candidate: str) -> tuple[str, str] | None:
-    """``(mask, E.164)`` for a free-text candidate, or None; cached like ``phone_facts``."""
-    digits = sum(map(str.isdigit, candidate))
-    if digits < 7 or digits > 15 or _IPV4_SHAPE.fullmatch(candidate):
-        return None
-    if _DATE_SHAPE.match(candidate) or _COMPACT_DATE.fullmatch(candidate):
-        return None
-    if candidate.startswith(("+", "00")):
-        return phone_facts("+" + candidate[2:] if candidate[0] == "0" else candidate, None)
-    if candidate.lstrip("(").startswith("0"):
-        regions: tuple[str, ...] = _TRUNK_REGIONS
-    elif candidate.isdigit():
-        regions = ("US",)  # a bare run of digits is far more often an id than a foreign phone
-    else:
-        regions = ("US", *_OTHER_REGIONS) if digits >= 9 else ()
-    for region in regions:
-        try:
-            number = phonenumbers.parse(candidate, region)
-        except NumberParseException:
-            continue
-        # Without a country code only numbers valid in a region count: fewer false hits.
-        if phonenumbers.is_valid_number(number):
-            return mask_phone_number(number), normalize_phone(number)
-    return None
-
-
-def _phone_windows(candidate: str, found: list[str]) -> str:
-    # Several numbers in a row ("415 555 0134 415 555 0199") fail as one candidate and
-    # phonenumbers' matcher cannot split them either: try runs of consecutive groups.
-    parts = re.split(r"(\s+)", candidate)
-    groups = parts[::2]
-    out: list[str] = []
-    first = 0
-    while first < len(groups):
-        for last in range(min(first + 5, len(groups) - 1), first - 1, -1):
-            facts = _phone_facts("".join(parts[first * 2 : last * 2 + 1]))
-            if facts is not None:
-                found.append("phone:" + facts[1])
-                out.append(facts[0])
-                first = last + 1
-                break
-        else:
-            out.append(groups[first])
-            first += 1
-        if first < len(groups):
-            out.append(parts[first * 2 - 1])
-    return "".join(out)
-
-
-def _mask_phones(run: str, found: list[str]) -> str:
-    def one(match: re.Match[str]) -> str:
-        candidate = match.group(0)
-        facts = _phone_facts(candidate)
-        if facts is not None:
-            found.append("phone:" + facts[1])
-            return facts[0]
-        if " " in candidate and sum(map(str.isdigit, candidate)) >= 8:
-            # Possibly a phone next to another number ("retry 3 020 7946 0958 42").
-            return _phone_windows(candidate, found)
-        return candidate
-
-    return _PHONE.sub(one, run)
-
-
-def _mask_ipv4s(run: str) -> str:
-    def one(match: re.Match[str]) -> str:
+def _split_ipv4s(run: str) -> list[tuple[str, bool]]:
+    """The run cut into (piece, is_masked_address) pieces, addresses already masked."""
+    pieces: list[tuple[str, bool]] = []
+    last = 0
+    for match in _IPV4_SHAPE.finditer(run):
         start, end = match.span()
-        if (start and run[start - 1] in "0123456789.") or run[end : end + 1] == ".":
-            return match.group(0)
-        if match.group(0).endswith(".0"):
-            # "Chrome/120.0.0.0": a /24 mask would hide nothing more, so keep versions tidy.
-            return match.group(0)
-        return mask_ip(match.group(0)) or match.group(0)
+        glued = (start and run[start - 1] in "0123456789.") or run[end : end + 1] == "."
+        # "Chrome/120.0.0.0": a /24 mask would hide nothing more, so keep versions tidy.
+        if glued or match.group(0).endswith(".0"):
+            continue
+        pieces.append((run[last:start], False))
+        pieces.append((mask_ip(match.group(0)) or match.group(0), True))
+        last = end
+    pieces.append((run[last:], False))
+    return pieces
 
-    return _IPV4_SHAPE.sub(one, run)
+
+def _mask_digits(piece: str, phones_allowed: bool, found: list[str]) -> str:
+    digits = sum(map(str.isdigit, piece))
+    if digits < 7:
+        return piece  # too short for a phone or a card
+    # "+..." and "00..." announce a phone: look for phones before cards there.
+    international = piece.lstrip().startswith(("+", "00"))
+    if phones_allowed and international:
+        piece = mask_phones(piece, digits, found)
+    if sum(map(str.isdigit, piece)) >= 13:
+        piece = _mask_cards(piece)
+    if phones_allowed and not international:
+        piece = mask_phones(piece, sum(map(str.isdigit, piece)), found)
+    return piece
+
+
+def _mask_piece(piece: str, glued_left: bool, glued_right: bool, found: list[str]) -> str:
+    # A group glued to a word ("c3b1 312 ...", "... 42abc") or followed by ':' (a time) is
+    # part of an id, not of a phone number: phones are only looked for between such groups.
+    head = tail = ""
+    if glued_left:
+        cut = PHONE_SEPARATORS.search(piece)
+        head, piece = (piece[: cut.end()], piece[cut.end() :]) if cut else (piece, "")
+    if piece and glued_right:
+        cuts = list(PHONE_SEPARATORS.finditer(piece))
+        split = cuts[-1].start() if cuts else 0
+        piece, tail = piece[:split], piece[split:]
+    core = _mask_digits(piece, True, found) if piece else ""
+    return _mask_digits(head, False, found) + core + _mask_digits(tail, False, found)
 
 
 def _mask_run(text: str, start: int, end: int, found: list[str]) -> str:
     """Cards, IPv4 addresses and phones inside one run of digits and separators."""
     run = text[start:end]
-    digits = sum(map(str.isdigit, run))
     before = text[start - 1] if start else " "
     after = text[end] if end < len(text) else " "
-    if run.count(".") >= 3:
-        run = _mask_ipv4s(run)
-    if digits < 7:
-        return run  # too short for a phone or a card
-    if digits >= 13:
-        run = _mask_cards(run)
-    # Digits glued to a word or followed by ':' are ids and times, not phone numbers.
-    if not (before.isalnum() or before in "_-.") and not (after.isalnum() or after in "_-:"):
-        run = _mask_phones(run, found)
-    return run
+    glued_left = before.isalnum() or before in "_-."
+    glued_right = after.isalnum() or after in "_-:"
+    pieces = _split_ipv4s(run) if run.count(".") >= 3 else [(run, False)]
+    out = []
+    for index, (piece, is_address) in enumerate(pieces):
+        if is_address:
+            out.append(piece)
+        else:
+            left, right = glued_left and index == 0, glued_right and index == len(pieces) - 1
+            out.append(_mask_piece(piece, left, right, found))
+    return "".join(out)
 
 
 def mask_numbers(text: str, found: list[str]) -> str:
@@ -205,16 +176,21 @@ def mask_numbers(text: str, found: list[str]) -> str:
     last = 0
     for match in NUMBER_RUN.finditer(text):
         start, end = match.span()
-        if start < last:
+        if end <= last:
             continue  # inside an IBAN already masked
         # An IBAN's country code and check digits sit just before (or at) its long digit run.
-        head = _IBAN_START.search(text, max(last, start - 12), start + 2)
-        if head is not None:
-            iban = _IBAN.match(text, head.start())
-            if iban is not None and (masked_iban := _iban(iban)) != iban.group(0):
+        for head in _IBAN_START.finditer(text, max(last, start - 12), start + 2):
+            iban = _iban_at(text, head.start())
+            if iban is not None:
                 out.append(text[last : head.start()])
-                out.append(masked_iban)
-                last = iban.end()
+                out.append(iban[1])
+                last = iban[0]
+                break
+        if start < last:  # the run goes on after an IBAN: carry on from its next digit
+            start = last
+            while start < end and not text[start].isdigit():
+                start += 1
+            if start >= end:
                 continue
         # Widen left for a phone's "+" or its "(" (the run itself starts at a digit).
         opener = text[start - 1] if start > last else ""

@@ -192,12 +192,6 @@ def test_when_an_event_carries_an_error_then_the_reason_is_short_and_human(
     assert event.reason is None or len(event.reason) <= 160
 
 
-def test_when_summarizing_messages_then_stack_frames_never_appear() -> None:
-    java = "java.lang.IllegalStateException: no mailbox\n\tat com.x.Mailer.send(Mailer.java:42)"
-    assert summarize_message(java) == "java.lang.IllegalStateException: no mailbox"
-    assert summarize_message("\n\n  \n") == ""
-
-
 def test_when_ids_hide_personal_data_then_they_are_scanned_but_benign_ids_pass(
     redactor: Redactor,
 ) -> None:
@@ -274,3 +268,22 @@ def test_when_data_comes_from_python_with_odd_keys_and_tuples_then_it_is_still_f
     event = redactor.redact(raw("signup_email.sent", data))
     assert event.fields == {}  # the wrong-shaped "to" and the int header key are dropped
     assert event.dropped == 3 and "maria" not in event.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("java.lang.IllegalStateException: no mailbox\n\tat com.x.Mailer.send(Mailer.java:42)",
+         "java.lang.IllegalStateException: no mailbox"),  # Java: first line
+        ("Error: boom\n    at Object.<anonymous> (/app/x.js:1:7)", "Error: boom"),  # Node
+        ('Traceback (most recent call last):\n  File "w.py", line 3, in run\n    send()\n'
+         "ValueError: bad", "ValueError: bad"),  # Python: the exception line at the end
+        ('  File "w.py", line 3, in run\nKeyError: x', "KeyError: x"),  # starts mid-trace
+        ("  at com.x.Mailer.send(Mailer.java:42)\n  at com.x.Job.run(Job.java:7)", ""),  # frames
+        ("\n\n  \n", ""),  # nothing at all
+    ],
+)  # fmt: skip
+def test_when_summarizing_messages_then_stack_frames_never_appear(
+    message: str, expected: str
+) -> None:
+    assert summarize_message(message) == expected

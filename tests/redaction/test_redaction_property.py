@@ -46,7 +46,7 @@ KNOWN_TYPES = [
     "import_job.progress", "webhook.attempt",
 ]  # fmt: skip
 ALL_TYPES = [*KNOWN_TYPES, "user_create_v2", "crm.sync.finished"]
-PLACEMENTS = ["dropped", "kept", "kept", "json_string", "url", "error", "envelope"]
+PLACEMENTS = ["dropped", "kept", "kept", "json_string", "url", "error", "envelope", "pair"]
 
 
 def kept_paths(event_type: str) -> list[tuple[list[str], str]]:
@@ -146,10 +146,7 @@ def planted_events(draw: st.DrawFn) -> tuple[dict[str, Any], list[Canary]]:
         "occurred_at": "2026-11-26T10:12:15.120Z",
         "source": "mail-worker",
         "actor": draw(st.sampled_from(["customer", "system", None])),
-        "subject": {
-            "customer_id": str(rnd.randint(1000, 99999)),
-            "job_id": "job_" + word(rnd, 4, 6),
-        },
+        "subject": {"customer_id": "48291", "job_id": "job_9c1f"},
         "status": draw(st.sampled_from(["queued", "running", "done", "failed"])),
         "attempt": draw(st.integers(min_value=0, max_value=5)),
         "data": {"template": "signup_verification", "http_status": 503, "rows_total": 12000},
@@ -158,7 +155,13 @@ def planted_events(draw: st.DrawFn) -> tuple[dict[str, Any], list[Canary]]:
     canaries = []
     for kind in kinds:
         canary = MAKERS[kind](rnd)
-        plant(event, canary, draw(st.sampled_from(PLACEMENTS)), rnd)
+        placement = draw(st.sampled_from(PLACEMENTS))
+        if placement == "pair":  # two of a kind side by side in one kept text
+            other = MAKERS[kind](rnd)
+            canaries.append(other)
+            canary = Canary(kind, canary.value, f"{canary.text} {other.text}", canary.forbidden)
+            placement = "kept"
+        plant(event, canary, placement, rnd)
         canaries.append(canary)
     return event, canaries
 

@@ -66,14 +66,17 @@ def test_when_text_holds_card_numbers_then_luhn_valid_ones_are_masked(
     assert scan(text) == expected
 
 
+@pytest.mark.parametrize("text", ["DE88 3704 0044 0532 0130 00", "GB28NWBK60161331926819"])
+def test_when_an_iban_checksum_fails_then_it_is_not_masked_as_an_iban(text: str) -> None:
+    assert "** ****" not in scan(text)  # (its digits may still look like a phone number)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("iban DE89 3704 0044 0532 0130 00 PAID", "iban DE** **** 3000 PAID"),  # spaced
         ("GB29NWBK60161331926819", "GB** **** 6819"),  # compact, letters in the BBAN
         ("to NL91ABNA0417164300.", "to NL** **** 4300."),
-        ("DE88 3704 0044 0532 0130 00", "DE88 3704 0044 0532 0130 00"),  # bad checksum
-        ("GB28NWBK60161331926819", "GB28NWBK60161331926819"),  # bad checksum, compact
     ],
 )
 def test_when_text_holds_ibans_then_checksum_valid_ones_are_masked(
@@ -238,4 +241,15 @@ def test_when_urls_hold_plain_routes_then_they_stay_readable() -> None:
     ],
 )
 def test_when_cards_sit_side_by_side_then_each_is_masked(text: str, expected: str) -> None:
+    assert scan(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("GB29NWBK60161331926819 DE89370400440532013000", "GB** **** 6819 DE** **** 3000"),
+        ("DE89 3704 0044 0532 0130 00 4155552671", "DE** **** 3000 +1 ***-***-**71"),
+    ],
+)
+def test_when_ibans_sit_next_to_other_numbers_then_each_is_masked(text: str, expected: str) -> None:
     assert scan(text) == expected
