@@ -188,6 +188,8 @@ def create_app(
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         processing_guarantee="at_least_once",
         store="memory://",
+        # faust keeps a small working directory; keep it under the data dir, not the cwd.
+        datadir=str(settings.data_dir / "faust" / app_id),
         autodiscover=False,
         web_enabled=False,
         producer_acks=-1,

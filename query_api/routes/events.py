@@ -31,6 +31,26 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+MAX_NESTING = 128
+
+
+def _too_deep(value: object, limit: int = MAX_NESTING) -> bool:
+    """True when JSON containers nest deeper than ``limit`` (iterative: no recursion limit)."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: list[object] = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def _payloads(body: bytes) -> list[Payload]:
     """The events of a body, or a 400 saying why it is not a JSON array."""
     try:
@@ -42,6 +62,14 @@ def _payloads(body: bytes) -> list[Payload]:
             400,
             "not_an_array",
             f"The body must be a JSON array of events, not {type(parsed).__name__}.",
+        )
+    # The JSON reader accepts 1,024 levels but the encoder that writes dead letters and raw
+    # rows stops at 254; no real event nests anywhere near this, so refuse the body up front.
+    if _too_deep(parsed):
+        raise ApiError(
+            400,
+            "nested_too_deep",
+            f"The body nests JSON deeper than {MAX_NESTING} levels; nothing was stored.",
         )
     # A non-object item still gets its own result ("must be a JSON object") rather than
     # failing the whole request, so it goes to ``process`` as its JSON bytes.

@@ -1,0 +1,100 @@
+"""Helpers shared by the benchmark modules: percentiles, peak memory, short profiles."""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import statistics
+from collections.abc import Callable, Sequence
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def percentiles(samples_ms: Sequence[float]) -> dict[str, float]:
+    """p50 / p99 / max of latency samples in milliseconds, rounded to 0.01 ms."""
+    if not samples_ms:
+        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "max_ms": float("nan")}
+    ordered = sorted(samples_ms)
+    cuts = statistics.quantiles(ordered, n=100, method="inclusive") if len(ordered) > 1 else []
+    p50 = statistics.median(ordered)
+    p99 = cuts[98] if cuts else ordered[0]
+    return {"p50_ms": round(p50, 2), "p99_ms": round(p99, 2), "max_ms": round(ordered[-1], 2)}
+
+
+def own_peak_rss_mb() -> float:
+    """Peak resident memory of this process (``ru_maxrss``, KiB on Linux) in MiB."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def children_peak_rss_mb() -> float:
+    """Peak resident memory of the largest waited-for child process, in MiB."""
+    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+
+
+def proc_peak_rss_mb(pid: int) -> float | None:
+    """Peak resident memory (VmHWM) of a running process, in MiB; None if unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def proc_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a running process (from /proc), None if unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def top_frames(fn: Callable[[], Any], limit: int = 4) -> list[str]:
+    """Run ``fn`` under pyinstrument; the functions with the most own time, as 'name (file) N%'.
+
+    Own (self) time names the limit better than the call tree: the tree's root is always the
+    entry point, the leaves are where the CPU goes.
+    """
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.001)
+    profiler.start()
+    try:
+        fn()
+    finally:
+        profiler.stop()
+    session = profiler.last_session
+    if session is None:
+        return []
+    root = session.root_frame()
+    if root is None:
+        return []
+    own: dict[str, float] = {}
+
+    def walk(frame: Any, parent: str) -> None:
+        if str(frame.function).startswith("["):  # pyinstrument's synthetic self-time frame
+            key = parent
+        else:
+            key = f"{frame.function} ({Path(frame.file_path_short or '?').name})"
+        own[key] = own.get(key, 0.0) + float(frame.total_self_time)
+        for child in frame.children:
+            walk(child, key)
+
+    walk(root, "?")
+    total = max(float(root.time), 1e-9)
+    ranked = sorted(own.items(), key=lambda kv: kv[1], reverse=True)[:limit]
+    return [f"{name} {100 * t / total:.0f}%" for name, t in ranked]

@@ -1,0 +1,227 @@
+"""Query latency with 10 million stored events, bytes per stored event, peak memory.
+
+The events are generated inside ClickHouse (``INSERT ... SELECT FROM numbers()``) straight into
+the real ``timeline_events`` table created by ``projectors/migrations``, so its materialized
+views fill ``trace_index`` and ``customer_lookup`` as they do in production. Shape: traces of 8
+events (2 customer-lane, 6 system-lane; the last 4 belong to one job), 100,000 customers with
+about 100 events each, spread over 300 days, realistic redacted field maps. Reads go through the
+real API routes (``create_app`` on the store, in-process HTTP), a trace, a job and a customer
+timeline page (100 events) picked at random each time.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from bench.common import own_peak_rss_mb, percentiles, top_frames
+from projectors.reads import TimelineQuery
+from projectors.retention import RetentionPolicy
+from projectors.store import Store
+from query_api.app import create_app
+from safetrail.settings import Role, Settings, TokenInfo
+
+SUPPORT = "bench-support-token"
+CUSTOMERS = 100_000
+PER_TRACE = 8
+TARGETS_MS = {"trace": 20.0, "job": 50.0, "customer": 50.0}
+
+_TYPES = (
+    "['signup.submitted','account.created','signup_email.queued','signup_email.started',"
+    "'signup_email.retry','signup_email.retry','signup_email.retry','signup_email.bounced']"
+)
+_LABELS = (
+    "['Customer submitted signup form','Account created','Signup email queued',"
+    "'Signup email started','Signup email retry','Signup email retry','Signup email retry',"
+    "'Signup email bounced']"
+)
+
+# One statement per chunk; {start} and {count} select the event numbers.
+_INSERT = f"""
+INSERT INTO timeline_events
+SELECT
+    concat('ev_', lower(hex(sipHash64(number)))) AS event_id,
+    concat('tr_', lower(hex(intHash64(intDiv(number, {PER_TRACE}))))) AS trace_id,
+    arrayElement({_TYPES}, toUInt32(number % {PER_TRACE}) + 1) AS type,
+    arrayElement({_LABELS}, toUInt32(number % {PER_TRACE}) + 1) AS label,
+    if(number % {PER_TRACE} < 2, 'customer', 'system') AS lane,
+    now64(6) - toIntervalSecond((intDiv(number, {PER_TRACE}) * 21) % 25920000)
+        + toIntervalSecond(number % {PER_TRACE}) AS occurred_at,
+    arrayElement(['web','api','mail-worker','mail-worker','mail-worker','mail-worker',
+                  'mail-worker','mail-worker'], toUInt32(number % {PER_TRACE}) + 1) AS source,
+    if(number % {PER_TRACE} = 7, 'failed', 'done') AS status,
+    if(number % {PER_TRACE} >= 4, toUInt16(number % {PER_TRACE} - 3), NULL) AS attempt,
+    if(number % {PER_TRACE} = 7, 'SMTP_550', '') AS error_code,
+    if(number % {PER_TRACE} = 7, 'Recipient mailbox does not exist', '') AS reason,
+    toString(1000000 + intDiv(number, {PER_TRACE}) % {CUSTOMERS}) AS customer_id,
+    '' AS workspace_id,
+    '' AS order_id,
+    if(number % {PER_TRACE} >= 4,
+       concat('job_', lower(hex(intHash32(intDiv(number, {PER_TRACE}))))), '') AS job_id,
+    concat('req_', lower(hex(intHash32(intDiv(number, {PER_TRACE}) + 7)))) AS request_id,
+    map('to', concat(substring(lower(hex(sipHash64(intDiv(number, {PER_TRACE})))), 1, 1),
+                     '***.s*****@gmail.com'),
+        'template', 'signup_verification', 'provider', 'postmark',
+        'provider_message_id', lower(hex(sipHash64(number, 1)))) AS fields,
+    map('to', 'signup_email.*:to', 'template', 'signup_email.*:template',
+        'provider', 'signup_email.*:provider',
+        'provider_message_id', 'signup_email.*:provider_message_id') AS field_rules,
+    if(number % {PER_TRACE} = 0,
+       [lower(hex(MD5(toString(intDiv(number, {PER_TRACE}) % {CUSTOMERS}))))],
+       []) AS lookup_keys,
+    toUInt32(3) AS dropped,
+    'rs_bench' AS rules_version,
+    toUInt8(1) AS schema_version,
+    now64(6) AS ingested_at
+FROM numbers({{start}}, {{count}})
+"""  # noqa: S608 - constants only, no input
+
+
+def fill(store: Store, events: int, chunk: int = 2_000_000) -> float:
+    """Insert ``events`` generated events; returns the seconds it took."""
+    client = store._pool  # noqa: SLF001 - the bench drives the engine directly for bulk load
+    start = time.perf_counter()
+    with client.client() as c:
+        for first in range(0, events, chunk):
+            c.command(_INSERT.format(start=first, count=min(chunk, events - first)))
+    return time.perf_counter() - start
+
+
+def _disk(store: Store) -> dict[str, int]:
+    with store._pool.client() as c:  # noqa: SLF001
+        rows = c.query(
+            "SELECT table, sum(bytes_on_disk), sum(rows) FROM system.parts "
+            "WHERE active AND database = currentDatabase() GROUP BY table"
+        ).result_rows
+    return {str(t): int(b) for t, b, _ in rows}
+
+
+def run(events: int = 10_000_000, samples: int = 300) -> dict[str, Any]:
+    """Load ``events``, then time the three reads through the API."""
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
+        store = Store.open(f"chdb://{tmp}/chdb", RetentionPolicy())
+        try:
+            store.migrate()
+            load_s = fill(store, events)
+            disk = _disk(store)
+            traces = events // PER_TRACE
+            settings = Settings(
+                _env_file=None,
+                hmac_key="bench-hmac-key-0123456789",
+                api_tokens={SUPPORT: TokenInfo(name="bench", role=Role.SUPPORT)},
+                data_dir=tmp,
+                clickhouse_url=None,
+                kafka_bootstrap=None,
+                demo=False,
+            )
+            latencies: dict[str, list[float]] = {"trace": [], "job": [], "customer": []}
+            with TestClient(create_app(settings, store=store)) as client:
+                ids = _ids(store, rng, traces, samples)
+                headers = {"Authorization": f"Bearer {SUPPORT}"}
+                paths = {
+                    "trace": [f"/v1/traces/{t}" for t in ids["trace"]],
+                    "job": [f"/v1/jobs/{j}" for j in ids["job"]],
+                    "customer": [f"/v1/customers/{c}/timeline?limit=100" for c in ids["customer"]],
+                }
+                for kind, urls in paths.items():
+                    client.get(urls[0], headers=headers)  # warm caches of the route
+                    for url in urls:
+                        t0 = time.perf_counter()
+                        r = client.get(url, headers=headers)
+                        latencies[kind].append((time.perf_counter() - t0) * 1000)
+                        if r.status_code != 200:
+                            raise RuntimeError(f"{url}: {r.status_code} {r.text[:200]}")
+                engine = _engine_latencies(store, ids)
+                frames = {
+                    kind: top_frames(_batch(fn, ids[kind][:20]), limit=2)
+                    for kind, fn in _readers(store).items()
+                }
+                parts = _parts(store)
+        finally:
+            store.close()
+    result: dict[str, Any] = {
+        "events": events,
+        "load_seconds": round(load_s, 1),
+        "load_events_per_s": round(events / load_s),
+        "samples_per_query": samples,
+        "bytes_on_disk": disk,
+        "bytes_per_event_timeline": round(disk.get("timeline_events", 0) / events, 1),
+        "bytes_per_event_all_tables": round(sum(disk.values()) / events, 1),
+        "peak_rss_mb": own_peak_rss_mb(),
+        "timeline_active_parts": parts,
+    }
+    for kind, values in latencies.items():
+        stats = percentiles(values)
+        result[f"{kind}_p50_ms"] = stats["p50_ms"]
+        result[f"{kind}_p99_ms"] = stats["p99_ms"]
+        result[f"{kind}_target_p99_ms"] = TARGETS_MS[kind]
+        result[f"{kind}_engine_p50_ms"] = percentiles(engine[kind])["p50_ms"]
+        result[f"limited_by_{kind}"] = (
+            f"ClickHouse (chDB, {parts} unmerged active parts): the store call alone is "
+            f"{result[f'{kind}_engine_p50_ms']} ms of {stats['p50_ms']} ms p50; own time: "
+            + "; ".join(frames[kind])
+        )
+    result["limited_by"] = result["limited_by_customer"]
+    return result
+
+
+def _batch(fn: Any, values: list[str]) -> Any:
+    return lambda: [fn(v) for v in values]
+
+
+def _readers(store: Store) -> dict[str, Any]:
+    return {
+        "trace": store.trace_events,
+        "job": store.job_events,
+        "customer": lambda c: store.customer_timeline(c, TimelineQuery(limit=100)),
+    }
+
+
+def _engine_latencies(store: Store, ids: dict[str, list[str]]) -> dict[str, list[float]]:
+    """The same reads as the API's, straight on the store (no HTTP, no rendering)."""
+    out: dict[str, list[float]] = {}
+    for kind, fn in _readers(store).items():
+        out[kind] = []
+        for value in ids[kind][:40]:
+            t0 = time.perf_counter()
+            fn(value)
+            out[kind].append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def _parts(store: Store) -> int:
+    with store._pool.client() as c:  # noqa: SLF001
+        return int(
+            c.command(
+                "SELECT count() FROM system.parts WHERE active AND database = currentDatabase() "
+                "AND table = 'timeline_events'"
+            )
+        )
+
+
+def _ids(store: Store, rng: random.Random, traces: int, samples: int) -> dict[str, list[str]]:
+    picks = [rng.randrange(traces) for _ in range(samples)]
+    with store._pool.client() as c:  # noqa: SLF001
+        rows = c.query(
+            "SELECT concat('tr_', lower(hex(intHash64(toUInt64(n))))), "  # noqa: S608
+            "concat('job_', lower(hex(intHash32(toUInt64(n))))), "
+            f"toString(1000000 + toUInt64(n) % {CUSTOMERS}) "
+            "FROM (SELECT arrayJoin({picks:Array(UInt64)}) AS n)",
+            parameters={"picks": picks},
+        ).result_rows
+    return {
+        "trace": [str(r[0]) for r in rows],
+        "job": [str(r[1]) for r in rows],
+        "customer": [str(r[2]) for r in rows],
+    }
+
+
+if __name__ == "__main__":
+    import orjson
+
+    print(orjson.dumps(run(events=1_000_000, samples=50), option=orjson.OPT_INDENT_2).decode())

@@ -1,0 +1,156 @@
+"""Every API route x every role x missing/invalid token gives the expected status, and
+injection strings in every path and query parameter change nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+import pytest
+
+from tests.api.conftest import ADMIN, ENGINEER, SERVICE, SUPPORT, Api, recent, signup_events
+
+TRACE, CUSTOMER, JOB = "tr_accessmx", "48777", "job_accessmx"
+OTHER_TRACE, OTHER_CUSTOMER = "tr_accessother", "48778"
+ROLES = {"service": SERVICE, "support": SUPPORT, "engineer": ENGINEER, "admin": ADMIN}
+READ = {"service": 403, "support": 200, "engineer": 200, "admin": 200}
+ADMIN_ONLY = {"service": 403, "support": 403, "engineer": 403, "admin": 200}
+# (method, path, expected status by role). Missing or invalid token: 401 on every route
+# except the public health and metrics endpoints.
+MATRIX: list[tuple[str, str, dict[str, int]]] = [
+    ("POST", "/v1/events", {"service": 202, "support": 403, "engineer": 403, "admin": 403}),
+    ("GET", f"/v1/traces/{TRACE}", READ),
+    ("GET", f"/v1/traces/{TRACE}/summary.txt", READ),
+    ("GET", f"/v1/jobs/{JOB}", READ),
+    ("GET", f"/v1/customers/{CUSTOMER}/timeline", READ),
+    ("GET", f"/v1/customers/{CUSTOMER}/timeline.csv", READ),
+    ("GET", "/v1/access-log", ADMIN_ONLY),
+]
+PUBLIC = ["/healthz", "/metrics"]
+INJECTIONS = [
+    "' OR 1=1 --",
+    "x') UNION SELECT * FROM raw_events --",
+    "{trace_id:String}",
+    "\\'; DROP TABLE timeline_events; --",
+    "../../etc/passwd",
+    "%00",
+    "<script>alert(1)</script>",
+    "${jndi:ldap://127.0.0.1/a}",
+    "tr_accessmx' OR trace_id != '",
+    "48777 OR 1=1",
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _loaded(api: Api) -> None:
+    for trace, customer in ((TRACE, CUSTOMER), (OTHER_TRACE, OTHER_CUSTOMER)):
+        response = api.post_events(signup_events(trace, customer, JOB, recent()))
+        assert response.status_code == 202 and response.json()["rejected"] == 0
+
+
+def _call(api: Api, method: str, path: str, headers: dict[str, str]) -> Any:
+    if method == "POST":
+        return api.client.post(path, content=b"[]", headers=headers)
+    return api.client.get(path, headers=headers)
+
+
+@pytest.mark.parametrize(("method", "path", "by_role"), MATRIX)
+@pytest.mark.parametrize("who", [*ROLES, "missing", "invalid", "wrong-scheme"])
+def test_when_a_route_is_called_then_the_role_decides_the_status(
+    api: Api, method: str, path: str, by_role: dict[str, int], who: str
+) -> None:
+    headers = {
+        "missing": {},
+        "invalid": {"Authorization": "Bearer not-a-configured-token"},
+        "wrong-scheme": {"Authorization": f"Basic {SUPPORT}"},
+    }.get(who, {"Authorization": f"Bearer {ROLES.get(who, '')}"})
+    response = _call(api, method, path, headers)
+    expected = by_role.get(who, 401)
+    assert response.status_code == expected, (who, path, response.text[:300])
+    if expected in (401, 403):
+        body = response.json()
+        assert body["error"] in ("unauthorized", "forbidden") and body["message"]
+        if expected == 401:
+            assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_every_documented_api_route_is_in_the_matrix(api: Api) -> None:
+    documented = {
+        (method.upper(), path)
+        for path, item in api.client.get("/openapi.json").json()["paths"].items()
+        if path.startswith("/v1/")
+        for method in item
+    }
+    templated = {
+        (
+            m,
+            p.replace(TRACE, "{trace_id}")
+            .replace(JOB, "{job_id}")
+            .replace(CUSTOMER, "{customer_id}"),
+        )
+        for m, p, _ in MATRIX
+    }
+    missing = sorted(documented - templated)
+    # A route outside the table must at least refuse callers without a valid token.
+    for method, path in missing:
+        concrete = path.replace("{trace_id}", TRACE).replace("{job_id}", JOB)
+        concrete = concrete.replace("{customer_id}", CUSTOMER)
+        concrete = concrete.replace("{event_id}", f"{TRACE}_1")
+        for headers in ({}, {"Authorization": "Bearer not-a-configured-token"}):
+            if method == "GET":
+                response = api.client.get(concrete, headers=headers)
+            else:
+                response = api.client.request(method, concrete, content=b"{}", headers=headers)
+            assert response.status_code == 401, (method, path, response.status_code)
+
+
+@pytest.mark.parametrize("path", PUBLIC)
+def test_when_public_endpoints_are_called_without_a_token_then_they_answer(
+    api: Api, path: str
+) -> None:
+    assert api.client.get(path).status_code == 200
+
+
+def _templates() -> list[str]:
+    return [
+        "/v1/traces/{}",
+        "/v1/traces/{}/summary.txt",
+        "/v1/jobs/{}",
+        "/v1/customers/{}/timeline",
+        "/v1/customers/{}/timeline.csv",
+    ]
+
+
+@pytest.mark.parametrize("value", INJECTIONS)
+def test_when_parameters_carry_injection_strings_then_nothing_changes(api: Api, value: str) -> None:
+    before = api.get(f"/v1/traces/{TRACE}").json()
+    count_before = api.store.counts()
+    for template in _templates():
+        response = api.get(template.format(quote(value, safe="")), ADMIN)
+        assert response.status_code < 500, (template, value, response.text[:300])
+        text = response.text
+        # Data of real records never answers a crafted id.
+        assert TRACE not in text and OTHER_TRACE not in text and "Santos" not in text
+    queries = {
+        f"/v1/customers/{CUSTOMER}/timeline": ["since", "until", "lane", "cursor", "limit"],
+        "/v1/access-log": [
+            "actor",
+            "record_kind",
+            "record_id",
+            "since",
+            "until",
+            "cursor",
+            "limit",
+        ],
+    }
+    for path, names in queries.items():
+        for name in names:
+            response = api.get(path, ADMIN, params={name: value})
+            assert response.status_code in (200, 400, 422), (path, name, response.text[:300])
+            if response.status_code == 200 and path.startswith("/v1/customers"):
+                events = response.json()["data"]
+                assert {e["trace_id"] for e in events} <= {TRACE}
+    assert api.get(f"/v1/traces/{TRACE}").json() == before
+    assert api.store.counts().timeline_events == count_before.timeline_events
+    assert orjson.dumps(before)  # the record itself is intact and serializable
