@@ -198,7 +198,9 @@ def test_when_the_broker_is_unreachable_then_ingest_answers_503_and_reads_still_
     settings = api_settings(tmp_path_factory.mktemp("scaleout"), kafka_bootstrap="127.0.0.1:9")
     api.post_events(seed("tr_scaleout", "48296", "job_scaleout", recent()))
     ingestor = KafkaIngestor(
-        KafkaSink("127.0.0.1:9", settings.topic_raw, delivery_timeout=1.0), default_redactor(b"k" * 16), timeout=1.0
+        KafkaSink("127.0.0.1:9", settings.topic_raw, delivery_timeout=1.0),
+        default_redactor(b"k" * 16),
+        timeout=1.0,
     )
     with TestClient(create_app(settings, store=api.store, ingestor=ingestor)) as client:
         body = orjson.dumps(seed("tr_scaleout2", "48297", "job_scaleout2", recent()))
