@@ -183,13 +183,15 @@ def create_app(
     """The faust app: one agent reading the raw topic in batches and routing each event."""
     if not settings.kafka_bootstrap:
         raise ValueError("SAFETRAIL_KAFKA_BOOTSTRAP is not set")
+    workdir = settings.data_dir / "faust"
+    workdir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = faust.App(
         app_id,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         processing_guarantee="at_least_once",
         store="memory://",
         # faust keeps a small working directory; keep it under the data dir, not the cwd.
-        datadir=str(settings.data_dir / "faust" / app_id),
+        datadir=str(workdir / app_id),
         autodiscover=False,
         web_enabled=False,
         producer_acks=-1,

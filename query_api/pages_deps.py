@@ -72,6 +72,8 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
         raise ValueError(f"'{name}' is not a date and time.") from exc
+    if not 1900 <= parsed.year <= 2299:
+        raise ValueError(f"'{name}' must be between 1900 and 2299.")
     # The form asks for UTC; a value without a zone is taken as UTC.
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 

@@ -42,6 +42,10 @@ def timeline_filter(
     """
     since = utc(since) if since is not None else None
     until = utc(until) if until is not None else None
+    for name, value in (("since", since), ("until", until)):
+        # ClickHouse's DateTime64 covers 1900-2299; outside it the query could not be built.
+        if value is not None and not 1900 <= value.year <= 2299:
+            raise ApiError(400, "bad_range", f"'{name}' must be between 1900 and 2299.")
     if since is not None and until is not None and until <= since:
         raise ApiError(400, "bad_range", "'until' must be later than 'since'.")
     return TimelineFilter(lane=lane, since=since, until=until)

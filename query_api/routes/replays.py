@@ -39,6 +39,9 @@ async def post_replay(
     """Replay raw events received in ``[from, to)``; ``dry_run`` reports and writes nothing."""
     if body.start.tzinfo is None or body.end.tzinfo is None:
         raise ApiError(400, "bad_range", "'from' and 'to' need a time zone (e.g. ...Z).")
+    if not (1900 <= body.start.year <= 2299 and 1900 <= body.end.year <= 2299):
+        # ClickHouse's DateTime64 covers 1900-2299; outside it the query could not be built.
+        raise ApiError(400, "bad_range", "'from' and 'to' must be between 1900 and 2299.")
     if body.end <= body.start:
         raise ApiError(400, "bad_range", "'to' must be later than 'from'.")
     route = getattr(request.scope.get("route"), "path", request.url.path)

@@ -147,14 +147,16 @@ def support_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Support
             proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop running in the main thread while it
+# is open, which would break `asyncio.run` in the test packages collected after this one.
+@pytest.fixture(scope="package")
 def playwright_instance() -> Iterator[Playwright]:
-    """One Playwright driver for the session."""
+    """One Playwright driver for the browser tests."""
     with sync_playwright() as pw:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     """Debian's headless Chromium (Playwright cannot download browsers here); no sandbox as root."""
     if not Path(CHROMIUM).exists():
