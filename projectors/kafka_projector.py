@@ -1,17 +1,20 @@
-"""The scale-out projector: timeline and dead-letter topics ─▶ ClickHouse, batch ▶ insert ▶ commit.
+"""The scale-out projector: Kafka topics ─▶ ClickHouse, batch ▶ insert ▶ commit.
 
 One loop, read top to bottom in ``KafkaProjector.step``:
 
 1. poll until ``batch_size`` messages or ``batch_seconds`` have passed;
-2. decode: timeline messages become ``TimelineEvent``; dead-letter messages become
-   ``DeadLetter`` with the reason and source coordinates from their headers; a message that
-   does not decode becomes a dead letter itself (never skipped);
+2. decode: raw messages become ``RawEvent`` for the restricted raw table (the engineers'
+   drill-down; invalid ones are skipped, the processor dead-letters them); timeline messages
+   become ``TimelineEvent``; dead-letter messages become ``DeadLetter`` with the reason and
+   source coordinates from their headers; a timeline or dead-letter message that does not
+   decode becomes a dead letter itself (never skipped);
 3. insert through ``Store`` and retry with backoff while ClickHouse fails (the partitions are
    paused meanwhile, so the consumer stays in its group without fetching more);
 4. commit the offsets of exactly that batch, only after the insert succeeded.
 
 A crash anywhere before 4 means the batch is read again; that is harmless because the store
-is idempotent (timeline rows are keyed by ``event_id``, dead letters by source coordinates).
+is idempotent (timeline and raw rows are keyed by ``event_id``, dead letters by source
+coordinates).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
 from ingest.processor_app import H_EVENT_ID, H_OFFSET, H_PARTITION, H_REASON, H_TOPIC, H_TRACE_ID
-from ingest.schema import TimelineEvent
+from ingest.schema import RawEvent, TimelineEvent
 from projectors.rows import DeadLetter
 from projectors.store import Store
 from safetrail.settings import Settings
@@ -54,10 +57,12 @@ class Batch:
 
     timeline: list[TimelineEvent] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    raws: list[RawEvent] = field(default_factory=list)
+    raw_payloads: list[bytes] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.timeline) + len(self.dead_letters)
+        return len(self.timeline) + len(self.dead_letters) + len(self.raws)
 
 
 def _header(msg: Message, name: str) -> str | None:
@@ -114,8 +119,25 @@ def decode(msg: Message, dlq_topic: str) -> TimelineEvent | DeadLetter:
     )
 
 
+def decode_raw(msg: Message) -> RawEvent | None:
+    """One raw-topic message as a raw event, or ``None`` when it is not valid (the processor
+    dead-letters those with the reason, so they are only logged here)."""
+    try:
+        return RawEvent.model_validate_json(bytes(msg.value() or b"")).with_event_id()
+    except ValidationError as exc:
+        log.debug(
+            "raw message %s[%s]@%s not valid, skipped: %s",
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            exc.errors()[0]["msg"],
+        )
+        return None
+
+
 class KafkaProjector:
-    """Consumer group member that projects the timeline and dead-letter topics into a store."""
+    """Consumer group member that projects the raw, timeline and dead-letter topics into a
+    store."""
 
     def __init__(
         self,
@@ -133,7 +155,12 @@ class KafkaProjector:
         self.store = store
         self.batch_size = batch_size or settings.projector_batch_size
         self.batch_seconds = batch_seconds or settings.projector_batch_seconds
-        self.topics = [settings.topic_customer, settings.topic_system, settings.topic_dlq]
+        self.topics = [
+            settings.topic_raw,
+            settings.topic_customer,
+            settings.topic_system,
+            settings.topic_dlq,
+        ]
         self.stopping = threading.Event()
         self._assigned: set[tuple[str, int]] = set()
         self._consumer = Consumer(
@@ -204,11 +231,17 @@ class KafkaProjector:
                 raise KafkaException(err)
             log.warning("consumer error: %s", err.str())
             return
-        row = decode(msg, self.settings.topic_dlq)
-        if isinstance(row, TimelineEvent):
-            batch.timeline.append(row)
+        if msg.topic() == self.settings.topic_raw:
+            raw = decode_raw(msg)
+            if raw is not None:
+                batch.raws.append(raw)
+                batch.raw_payloads.append(bytes(msg.value() or b""))
         else:
-            batch.dead_letters.append(row)
+            row = decode(msg, self.settings.topic_dlq)
+            if isinstance(row, TimelineEvent):
+                batch.timeline.append(row)
+            else:
+                batch.dead_letters.append(row)
         batch.offsets[(msg.topic() or "", msg.partition() or 0)] = (msg.offset() or 0) + 1
 
     def _store_with_retry(self, batch: Batch) -> bool:
@@ -220,8 +253,11 @@ class KafkaProjector:
         try:
             while True:
                 try:
+                    # Raw rows repeated by a retry are read once (``LIMIT 1 BY event_id``).
+                    self.store.insert_raw(batch.raws, origin="kafka", payloads=batch.raw_payloads)
                     self.store.insert_timeline(batch.timeline)
                     self.store.insert_dead_letters(batch.dead_letters)
+                    ROWS.labels(table="raw_events").inc(len(batch.raws))
                     ROWS.labels(table="timeline_events").inc(len(batch.timeline))
                     ROWS.labels(table="dead_letters").inc(len(batch.dead_letters))
                     return True

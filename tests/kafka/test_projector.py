@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from ingest.schema import TimelineEvent
 from projectors.kafka_projector import LAG, KafkaProjector
 from projectors.retention import RetentionPolicy
 from projectors.store import Store
+from tests.kafka.helpers import unique
 from tests.kafka.pipeline import Pipeline
 from tests.store_fixtures import store_url
 
@@ -160,3 +163,37 @@ def test_when_the_projector_runs_behind_then_its_lag_is_exported(pipeline: Pipel
         store.close()
     assert len(seen) == 1
     assert 0 < seen[0] < 50
+
+
+def test_when_events_reach_the_raw_topic_then_the_engineers_drill_down_reads_them_once(
+    pipeline: Pipeline,
+) -> None:
+    settings = pipeline.settings
+    events = _events(6)
+    producer = Producer({"bootstrap.servers": pipeline.bootstrap, "enable.idempotence": True})
+    for payload in [*events, b"definitely not json"]:
+        producer.produce(settings.topic_raw, value=payload, key=b"tr_proj00000")
+    assert producer.flush(30) == 0
+    _publish(pipeline, events)
+    topics = [settings.topic_raw, *pipeline.outputs]
+
+    deadline = time.monotonic() + 120
+
+    def caught_up(group: str) -> bool:
+        return pipeline.caught_up(group, topics) or time.monotonic() > deadline
+
+    store = Store.open(pipeline.store_url, RetentionPolicy())
+    try:
+        store.migrate()
+        # A second group reads every message again, as after a crash before the commit.
+        for group in (settings.consumer_group, unique("again")):
+            projector = KafkaProjector(settings, store, group=group, batch_seconds=0.3)
+            projector.run(until=partial(caught_up, group))
+        raw, counts = store.raw_events("tr_proj00000"), store.counts()
+    finally:
+        store.close()
+
+    assert [r.event_id for r in raw] == ["ev_proj00000", "ev_proj00001", "ev_proj00002"]
+    assert raw[0].subject.customer_id == "48291"
+    assert counts.raw_events == 6
+    assert counts.dead_letters == 0  # invalid raw input is the processor's to dead-letter
