@@ -26,22 +26,10 @@ from typing import Any
 
 import orjson
 
-from projectors.rows import micros
+from projectors.rows import ACCESS_LOG_COLUMNS, micros
 
-CHAIN_COLUMNS: tuple[str, ...] = (
-    "seq",
-    "entry_id",
-    "at",
-    "actor",
-    "role",
-    "route",
-    "record_kind",
-    "record_id",
-    "reason",
-    "details",
-    "prev_hash",
-    "hash",
-)
+# The access-log columns, with the chain's own around them: same names, same order.
+CHAIN_COLUMNS: tuple[str, ...] = ("seq", *ACCESS_LOG_COLUMNS, "details", "prev_hash", "hash")
 
 
 def canonical_details(details: Mapping[str, Any] | None) -> str:
