@@ -2,8 +2,9 @@
 
 ``POST /v1/events`` hands a list of payloads to an ``Ingestor``. In the embedded default that is
 ``EmbeddedCollector``: every payload goes through the same pure ``process`` step the Kafka
-processor uses, then a single background writer thread stores what concurrent requests
-produced in one bulk insert per table (raw, dead letters, timeline). A request returns only
+processor uses (in the request thread, or for large requests in worker processes, one per
+core: ``ingest.workers``), then a single background writer thread stores what concurrent
+requests produced in one bulk insert per table (raw, dead letters, timeline). A request returns only
 after the batch holding its events is written, so an answer of "accepted" means durable, and
 many small requests still cost one insert.
 
@@ -17,48 +18,30 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-import orjson
-
-from ingest.process import Accepted, Rejected, Routed, process
+from ingest.batch import EventResult, IngestReport, Payload, ProcessedBatch, results_for
+from ingest.process import Rejected
+from ingest.workers import ProcessingPool
+from projectors.blocks import ColumnBlock
 from projectors.rows import DeadLetter
 from projectors.store import Store
 from redaction_rules.engine import Redactor
 
 log = logging.getLogger(__name__)
 
-Payload = bytes | Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class EventResult:
-    """What happened to one event of a request, by its position in the request."""
-
-    index: int
-    event_id: str | None
-    status: Literal["accepted", "rejected"]
-    reason: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class IngestReport:
-    """Per-event results in request order, with the counts."""
-
-    results: tuple[EventResult, ...]
-
-    @property
-    def accepted(self) -> int:
-        """How many events were accepted (stored on the timeline)."""
-        return sum(1 for r in self.results if r.status == "accepted")
-
-    @property
-    def rejected(self) -> int:
-        """How many events were rejected (kept as dead letters with their reason)."""
-        return len(self.results) - self.accepted
+__all__ = [
+    "EmbeddedCollector",
+    "EventResult",
+    "IngestReport",
+    "IngestUnavailable",
+    "Ingestor",
+    "Payload",
+    "results_for",
+]
 
 
 class IngestUnavailable(RuntimeError):
@@ -82,30 +65,11 @@ class Ingestor(Protocol):
         ...
 
 
-def results_for(routed: Sequence[Routed]) -> IngestReport:
-    """Per-event results of processed payloads."""
-    results = []
-    for index, item in enumerate(routed):
-        if isinstance(item, Accepted):
-            results.append(EventResult(index, item.raw.event_id, "accepted"))
-        else:
-            results.append(EventResult(index, item.event_id, "rejected", item.reason))
-    return IngestReport(tuple(results))
-
-
 @dataclass
 class _Pending:
-    accepted: list[Accepted]
-    raw_bytes: list[bytes]  # what the service sent, aligned with ``accepted``
-    rejected: list[Rejected]
+    batches: list[ProcessedBatch]
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
-
-
-def _as_bytes(payload: Payload) -> bytes:
-    if isinstance(payload, bytes | bytearray | memoryview):
-        return bytes(payload)
-    return orjson.dumps(payload, default=str)
 
 
 def _dead_letter(rejected: Rejected, received_at: datetime) -> DeadLetter:
@@ -124,7 +88,8 @@ _STOP = object()
 
 
 class EmbeddedCollector:
-    """Ingestor of the embedded mode: process in the caller's thread, write by group commit.
+    """Ingestor of the embedded mode: process (in the caller's thread or ``workers`` worker
+    processes), write by group commit.
 
     ``max_batch_events`` bounds one insert; requests queue behind the running insert and go out
     together in the next one.
@@ -138,9 +103,10 @@ class EmbeddedCollector:
         max_batch_events: int = 50_000,
         listener: IngestListener | None = None,
         write_timeout_seconds: float = 120.0,
+        workers: int = 0,
     ) -> None:
         self._store = store
-        self._redactor = redactor
+        self._processing = ProcessingPool(redactor, workers)
         self._max_batch = max_batch_events
         self._listener = listener
         self._timeout = write_timeout_seconds
@@ -154,17 +120,10 @@ class EmbeddedCollector:
 
     def ingest(self, payloads: Sequence[Payload]) -> IngestReport:
         """Process and durably store ``payloads``; one result per payload, in order."""
-        routed = [process(p, self._redactor) for p in payloads]
-        report = results_for(routed)
-        if routed:
-            pending = _Pending(accepted=[], raw_bytes=[], rejected=[])
-            for payload, item in zip(payloads, routed, strict=True):
-                if isinstance(item, Accepted):
-                    pending.accepted.append(item)
-                    pending.raw_bytes.append(_as_bytes(payload))
-                else:
-                    pending.rejected.append(item)
-            self._submit(pending)
+        batches = self._processing.process(payloads, datetime.now(UTC))
+        report = IngestReport(tuple(r for b in batches for r in b.results))
+        if payloads:
+            self._submit(_Pending(batches))
         if self._listener is not None:
             try:
                 self._listener(report)
@@ -190,6 +149,7 @@ class EmbeddedCollector:
             self._closed = True
             self._queue.put(_STOP)
         self._writer.join(timeout=self._timeout)
+        self._processing.close()
 
     def _run(self) -> None:
         stopping = False
@@ -202,7 +162,7 @@ class EmbeddedCollector:
                     stopping = True
                 else:
                     batch.append(item)
-                    size += len(item.accepted) + len(item.rejected)
+                    size += sum(len(b.results) for b in item.batches)
                 if stopping or size >= self._max_batch:
                     break
                 try:
@@ -212,21 +172,24 @@ class EmbeddedCollector:
             if batch:
                 self._write(batch)
 
-    def _write(self, batch: list[_Pending]) -> None:
-        accepted = [a for p in batch for a in p.accepted]
-        rejected = [r for p in batch for r in p.rejected]
+    def _write(self, pending: list[_Pending]) -> None:
+        batches = [b for p in pending for b in p.batches]
+        rejected = [r for b in batches for r in b.rejected]
         now = datetime.now(UTC)
         error: BaseException | None = None
         try:
             # Raw first: if the timeline insert then fails, the client retries and the raw
             # rows it re-sends deduplicate; the reverse order could show events nobody can replay.
-            raw_bytes = [b for p in batch for b in p.raw_bytes]
-            self._store.insert_raw([a.raw for a in accepted], received_at=now, payloads=raw_bytes)
+            raw = ColumnBlock.join(b.raw for b in batches)
+            if raw is not None:
+                self._store.insert_raw(raw)
             self._store.insert_dead_letters([_dead_letter(r, now) for r in rejected])
-            self._store.insert_timeline([a.timeline for a in accepted], ingested_at=now)
+            timeline = ColumnBlock.join(b.timeline for b in batches)
+            if timeline is not None:
+                self._store.insert_timeline(timeline)
         except Exception as exc:  # noqa: BLE001 - handed to every waiting request
-            log.exception("group commit of %d events failed", len(accepted) + len(rejected))
+            log.exception("group commit of %d events failed", sum(len(b.results) for b in batches))
             error = exc
-        for pending in batch:
-            pending.error = error
-            pending.done.set()
+        for item in pending:
+            item.error = error
+            item.done.set()

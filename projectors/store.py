@@ -18,6 +18,7 @@ from ingest.schema import RawEvent, TimelineEvent
 from projectors import audit_chain, retention
 from projectors import cluster as cluster_schema
 from projectors import migrate as migrations
+from projectors.blocks import ColumnBlock, raw_block, timeline_block
 from projectors.clients import ClientPool, safe_url
 from projectors.reads import StoreReads
 from projectors.restricted import RestrictedStore
@@ -25,13 +26,9 @@ from projectors.retention import RetentionPolicy, TtlStatus
 from projectors.rows import (
     ACCESS_LOG_COLUMNS,
     DEAD_LETTER_COLUMNS,
-    RAW_COLUMNS,
-    TIMELINE_COLUMNS,
     AccessRecord,
     DeadLetter,
     dead_letter_columns,
-    raw_columns,
-    timeline_columns,
     utc,
 )
 
@@ -134,22 +131,31 @@ class Store(StoreReads, RestrictedStore):
         with self._pool.client() as client:
             client.insert(table, columns, column_names=list(names), column_oriented=True)
 
+    def _insert_block(self, table: str, block: ColumnBlock) -> None:
+        if block.count:
+            self._insert(table, block.data, block.columns)
+
     def insert_timeline(
-        self, events: Sequence[TimelineEvent], *, ingested_at: datetime | None = None
+        self,
+        events: Sequence[TimelineEvent] | ColumnBlock,
+        *,
+        ingested_at: datetime | None = None,
     ) -> None:
         """Bulk-insert timeline events (the trace index and lookup keys follow by views).
 
+        ``events`` may come as a block built where they were processed
+        (``projectors.blocks.timeline_block``, which carries its own ``ingested_at``).
         Re-inserting an ``event_id`` is harmless: every read shows each ``event_id`` once.
         """
-        if not events:
+        if isinstance(events, ColumnBlock):
+            self._insert_block("timeline_events", events)
             return
         at = utc(ingested_at) if ingested_at else datetime.now(UTC)
-        names = (*TIMELINE_COLUMNS, "ingested_at")
-        self._insert("timeline_events", timeline_columns(events, at), names)
+        self._insert_block("timeline_events", timeline_block(events, at))
 
     def insert_raw(
         self,
-        raws: Sequence[RawEvent],
+        raws: Sequence[RawEvent] | ColumnBlock,
         *,
         received_at: datetime | None = None,
         origin: str = "http",
@@ -157,12 +163,14 @@ class Store(StoreReads, RestrictedStore):
     ) -> None:
         """Bulk-insert raw events into the restricted replay table (short TTL).
 
-        ``payloads``, aligned with ``raws``, keep the bytes exactly as the service sent them.
+        ``payloads``, aligned with ``raws``, keep the bytes exactly as the service sent them;
+        ``raws`` may come as a block already (``projectors.blocks.raw_block``).
         """
-        if not raws:
+        if isinstance(raws, ColumnBlock):
+            self._insert_block("raw_events", raws)
             return
         at = utc(received_at) if received_at else datetime.now(UTC)
-        self._insert("raw_events", raw_columns(raws, at, origin, payloads), RAW_COLUMNS)
+        self._insert_block("raw_events", raw_block(raws, at, origin, payloads))
 
     def insert_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         """Bulk-insert rejected input with its reason and source coordinates."""

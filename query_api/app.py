@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from ingest.collector import EmbeddedCollector, Ingestor
+from ingest.workers import default_workers
 from projectors.retention import RetentionPolicy
 from projectors.store import Store
 from query_api.auth import TokenBook
@@ -90,7 +91,13 @@ def create_app(
             await run_in_threadpool(active.migrate)
             chosen = ingestor
             if chosen is None and settings.embedded:
-                owned = chosen = EmbeddedCollector(active, rules, listener=metrics.observe_ingest)
+                workers = settings.ingest_workers
+                owned = chosen = EmbeddedCollector(
+                    active,
+                    rules,
+                    listener=metrics.observe_ingest,
+                    workers=default_workers() if workers is None else workers,
+                )
             elif chosen is None and settings.kafka_bootstrap:
                 owned = chosen = _kafka_ingestor(settings, rules)
             app.state.store = active

@@ -63,6 +63,11 @@ class Redactor:
         self._mac = hmac.new(hmac_key, digestmod=hashlib.sha256)
         self._tokens: dict[str, str] = {}
 
+    def __reduce__(self) -> tuple[type[Redactor], tuple[RuleSet, bytes]]:
+        # Pickled as its rules and key (the HMAC state and caches are rebuilt), so a process
+        # pool can run the same redactor in worker processes.
+        return (Redactor, (self.rules, self._key))
+
     @property
     def version(self) -> str:
         """Content hash of the rule set; stored on every timeline event."""

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=400, ge=1)
     raw_retention_days: int = Field(default=14, ge=1)
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    # Worker processes for the embedded collector's processing step (None: one per core).
+    ingest_workers: int | None = Field(default=None, ge=0)
     stuck_after_minutes: int = Field(default=30, ge=1)
     raw_reads_per_minute: int = Field(default=30, ge=1)
     lookups_per_minute: int = Field(default=30, ge=1)

@@ -114,12 +114,49 @@ def _send(
                 acked.add(index)
 
 
+def _children(pid: int) -> list[int]:
+    """Running descendants of ``pid`` (from /proc)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], list(parents.get(pid, []))
+    while todo:
+        found.append(todo.pop())
+        todo.extend(parents.get(found[-1], []))
+    return found
+
+
+def _wait_gone(pids: set[int], seconds: float = 15) -> None:
+    """Processes the killed API started must exit on their own (nothing left running)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        alive = {p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)}
+        if not alive:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"processes of the killed API still running: {sorted(alive)}")
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
 def test_when_the_api_is_killed_mid_load_then_resending_unacked_batches_stores_each_once(
     server: Server, tmp_path: Path
 ) -> None:
     batches = _batches(12_000, "k9")
     acked: set[int] = set()
     kills = 0
+    started: set[int] = set()
     for kill_after in (0.8, 1.5, 0.5):
         server.start()
         stop = threading.Event()
@@ -127,8 +164,12 @@ def test_when_the_api_is_killed_mid_load_then_resending_unacked_batches_stores_e
         before = len(acked)
         sender.start()
         time.sleep(kill_after)
+        assert server.child is not None
+        helpers = set(_children(server.child.pid))  # fork server and processing workers
+        started |= helpers
         server.stop(signal.SIGKILL)
         kills += 1
+        _wait_gone(helpers)
         stop.set()
         sender.join(60)
         assert len(acked) < len(batches), "the kill came after the load; nothing was tested"
@@ -151,6 +192,7 @@ def test_when_the_api_is_killed_mid_load_then_resending_unacked_batches_stores_e
     finally:
         store.close()
     assert kills == 3
+    assert started, "no processing worker was running at any kill; the pool went untested"
 
 
 class FlakyStore:

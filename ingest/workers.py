@@ -1,0 +1,139 @@
+"""Worker processes that run ``process_batch`` for the embedded collector.
+
+One Python process can use one core for pure-Python work, and the embedded engine (chDB) may be
+opened by one process only. So the API process keeps storage and HTTP, and large requests are
+processed by a small pool of worker processes, each with its own copy of the redactor (rules
+and key, pickled once at start). Workers never touch storage; they send back column blocks.
+
+Workers are forked from a fork server that has imported only this module; like every
+multiprocessing program, a script that starts a pool at import time of its ``__main__`` must
+guard it with ``if __name__ == "__main__"`` (the ``safetrail`` commands do).
+
+Fail safe: if a worker dies (killed, out of memory) the request is processed in the calling
+thread instead and a fresh pool is started for the next one; workers exit on their own when
+the API process is gone, so a kill -9 of the API leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
+
+from ingest.batch import Payload, ProcessedBatch, as_bytes, process_batch
+from redaction_rules.engine import Redactor
+
+log = logging.getLogger(__name__)
+
+# Below this many events a request is processed in the calling thread: handing it to another
+# process costs more than it saves.
+MIN_POOLED_EVENTS = 64
+
+_redactor: Redactor | None = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _exit_with_owner(owner: int) -> None:
+    # Our parent is the fork server, which exits with the API process; check both.
+    parent = os.getppid()
+    while os.getppid() == parent and _alive(owner):
+        time.sleep(1.0)
+    os._exit(0)
+
+
+def _start_worker(redactor: Redactor, owner: int) -> None:
+    global _redactor  # noqa: PLW0603 - one redactor per worker process, set once at start
+    _redactor = redactor
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the API, which stops us
+    threading.Thread(target=_exit_with_owner, args=(owner,), daemon=True).start()
+
+
+def _run(payloads: list[bytes], at: datetime, offset: int) -> ProcessedBatch:
+    if _redactor is None:
+        raise RuntimeError("worker started without a redactor")
+    return process_batch(payloads, _redactor, at, offset)
+
+
+def default_workers() -> int:
+    """Worker processes for this machine: one per core, none on a single core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 0 if not cores or cores < 2 else min(cores, 8)
+
+
+class ProcessingPool:
+    """``process_batch`` on ``workers`` processes, started on first use; ``workers=0`` runs
+    everything in the calling thread."""
+
+    def __init__(self, redactor: Redactor, workers: int) -> None:
+        self._redactor = redactor
+        self.workers = max(0, workers)
+        self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _pool(self) -> ProcessPoolExecutor | None:
+        with self._lock:
+            if self._closed:
+                return None
+            if self._executor is None:
+                # A fork server started before any thread or engine exists forks each worker
+                # from a clean process that has preloaded only this module: no inherited locks,
+                # no re-import of the caller's __main__, fast starts.
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload([__name__])
+                self._executor = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=context,
+                    initializer=_start_worker,
+                    initargs=(self._redactor, os.getpid()),
+                )
+            return self._executor
+
+    def _discard(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._executor is broken:
+                self._executor = None
+        broken.shutdown(wait=False, cancel_futures=True)
+
+    def process(self, payloads: Sequence[Payload], at: datetime) -> list[ProcessedBatch]:
+        """Process ``payloads``; the batches come back in request order."""
+        if self.workers == 0 or len(payloads) < MIN_POOLED_EVENTS:
+            return [process_batch(payloads, self._redactor, at)]
+        pool = self._pool()
+        if pool is None:
+            return [process_batch(payloads, self._redactor, at)]
+        size = -(-len(payloads) // self.workers)
+        try:
+            futures = [
+                pool.submit(_run, [as_bytes(p) for p in payloads[i : i + size]], at, i)
+                for i in range(0, len(payloads), size)
+            ]
+            return [f.result() for f in futures]
+        except BrokenProcessPool:
+            log.warning("a processing worker died; processing this request in-process")
+            self._discard(pool)
+            return [process_batch(payloads, self._redactor, at)]
+
+    def close(self) -> None:
+        """Stop the workers (what they are running finishes first)."""
+        with self._lock:
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
