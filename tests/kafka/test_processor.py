@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 
@@ -12,8 +14,10 @@ from ingest.processor_app import (
     H_REASON,
     H_TOPIC,
     H_TRACE_ID,
+    Output,
     Source,
     build_redactor,
+    deliver,
     route,
     topic_specs,
 )
@@ -108,3 +112,95 @@ def test_when_topics_are_specified_then_partitions_and_retention_come_from_setti
         assert spec.num_partitions == 4
         assert spec.config is not None
         assert spec.config["retention.ms"] == str(48 * 3600 * 1000)
+
+
+class _Batch:
+    """Stands in for aiokafka's BatchBuilder: holds up to ``room`` messages."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.messages: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []
+
+    def append(
+        self, *, key: bytes | None, value: bytes, timestamp: None, headers: list[tuple[str, bytes]]
+    ) -> object | None:
+        if len(self.messages) >= self.room:
+            return None
+        self.messages.append((key, value, headers))
+        return object()
+
+
+class _Producer:
+    """Stands in for the aiokafka producer: records the batches handed over, acks on demand."""
+
+    def __init__(self, room: int, fail: bool = False) -> None:
+        self.room, self.fail = room, fail
+        self.sent: list[tuple[str, int, _Batch]] = []
+        self.acks: list[asyncio.Future[None]] = []
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2}
+
+    def create_batch(self) -> _Batch:
+        return _Batch(self.room)
+
+    async def send_batch(
+        self, batch: _Batch, topic: str, *, partition: int
+    ) -> asyncio.Future[None]:
+        self.sent.append((topic, partition, batch))
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.acks.append(ack)
+        return ack
+
+    def ack_all(self) -> None:
+        for ack in self.acks:
+            if not ack.done():
+                if self.fail:
+                    ack.set_exception(ConnectionError("broker went away"))
+                else:
+                    ack.set_result(None)
+
+
+def _outputs(n: int) -> list[Output]:
+    return [
+        Output(
+            topic="t.customer" if i % 2 else "t.system",
+            key=f"tr_{i // 4}".encode(),
+            value=b"v%d" % i,
+        )
+        for i in range(n)
+    ] + [Output(topic="t.dlq", key=None, value=b"bad", headers=[(H_REASON, b"why")])]
+
+
+async def _deliver_then_ack(outputs: list[Output], producer: _Producer) -> bool:
+    task = asyncio.ensure_future(deliver(outputs, producer))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    returned_before_acks = task.done()
+    producer.ack_all()
+    await task
+    return returned_before_acks
+
+
+def test_when_a_batch_is_delivered_then_each_output_goes_once_and_a_trace_stays_in_order() -> None:
+    outputs = _outputs(50)
+    producer = _Producer(room=4)
+    assert asyncio.run(_deliver_then_ack(outputs, producer)) is False  # waited for the acks
+    sent = [(topic, p, m) for topic, p, batch in producer.sent for m in batch.messages]
+    assert sorted(m[1] for _, _, m in sent) == sorted(o.value for o in outputs)
+    partitions: dict[tuple[str, bytes | None], set[int]] = {}
+    order: dict[tuple[str, bytes | None], list[bytes]] = {}
+    for topic, partition, (key, value, _headers) in sent:
+        partitions.setdefault((topic, key), set()).add(partition)
+        order.setdefault((topic, key), []).append(value)
+    # One trace, one partition, in the order processed (the rollover to a new batch included).
+    assert all(len(ps) == 1 for key, ps in partitions.items() if key[1] is not None)
+    for (topic, key), values in order.items():
+        assert values == [o.value for o in outputs if (o.topic, o.key) == (topic, key)]
+    assert all(len(batch.messages) <= 4 for _, _, batch in producer.sent)
+    assert [m[2] for topic, _, m in sent if topic == "t.dlq"] == [[(H_REASON, b"why")]]
+
+
+def test_when_the_broker_does_not_acknowledge_then_delivery_raises() -> None:
+    with pytest.raises(ConnectionError):
+        asyncio.run(_deliver_then_ack(_outputs(10), _Producer(room=100, fail=True)))

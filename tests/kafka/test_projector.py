@@ -15,6 +15,7 @@ from confluent_kafka import Producer
 
 from ingest.processor_app import Source, build_redactor, ensure_topics, route
 from ingest.schema import TimelineEvent
+from projectors.blocks import ColumnBlock
 from projectors.kafka_projector import LAG, KafkaProjector
 from projectors.retention import RetentionPolicy
 from projectors.store import Store
@@ -34,7 +35,10 @@ class FlakyStore(Store):
     probe: Any = None
 
     def insert_timeline(
-        self, events: Sequence[TimelineEvent], *, ingested_at: datetime | None = None
+        self,
+        events: Sequence[TimelineEvent] | ColumnBlock,
+        *,
+        ingested_at: datetime | None = None,
     ) -> None:
         self.attempts += 1
         if self.attempts <= self.failures:
@@ -197,3 +201,31 @@ def test_when_events_reach_the_raw_topic_then_the_engineers_drill_down_reads_the
     assert raw[0].subject.customer_id == "48291"
     assert counts.raw_events == 6
     assert counts.dead_letters == 0  # invalid raw input is the processor's to dead-letter
+
+
+def test_when_events_trickle_in_then_a_batch_is_stored_without_waiting_out_the_window(
+    pipeline: Pipeline,
+) -> None:
+    settings = pipeline.settings
+    store = Store.open(pipeline.store_url, RetentionPolicy())
+    try:
+        store.migrate()
+        # A long window: a batch that waited it out would take 5 s.
+        projector = KafkaProjector(settings, store, batch_seconds=5)
+        projector._consumer.subscribe(projector.topics)  # noqa: SLF001 - drive steps by hand
+        _publish(pipeline, _events(1))
+        deadline = time.monotonic() + 60
+        while projector.step() == 0:  # joins the group, then stores the first event
+            assert time.monotonic() < deadline
+        _publish(pipeline, _events(4)[1:])
+        started = time.monotonic()
+        stored = 0
+        while stored < 3:
+            stored += projector.step()
+        took = time.monotonic() - started
+        projector._consumer.close()  # noqa: SLF001
+        counts = store.counts()
+    finally:
+        store.close()
+    assert counts.timeline_events == 4
+    assert took < 2.0  # the batch closed once the consumer ran dry, not after 5 s
