@@ -73,7 +73,7 @@ ROWS: tuple[Row, ...] = (
         None,
         False,
         "ms",
-        "=below capacity: processor batching + projector batch window (0.3 s) + insert",
+        "limited_by_light",
     ),
     (
         "Kafka emit->queryable p99 @1k/s",
@@ -82,7 +82,7 @@ ROWS: tuple[Row, ...] = (
         None,
         False,
         "ms",
-        "=below capacity: processor batching + projector batch window (0.3 s) + insert",
+        "limited_by_light",
     ),
     ("Stored events for the query figures", "query", "events", None, True, "", "-"),
     (
