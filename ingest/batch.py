@@ -61,6 +61,62 @@ def results_for(routed: Sequence[Routed], offset: int = 0) -> IngestReport:
     return IngestReport(tuple(results))
 
 
+class BadBody(ValueError):
+    """A request body that is not a JSON array of events; nothing of it is processed."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message)
+        self.code, self.message = code, message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+MAX_NESTING = 128
+
+
+def too_deep(value: object, limit: int = MAX_NESTING) -> bool:
+    """True when JSON containers nest deeper than ``limit`` (iterative: no recursion limit)."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: list[object] = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def parse_body(body: bytes) -> list[Payload]:
+    """The events of a request body, or ``BadBody`` saying why it is not a JSON array.
+
+    A non-object item still gets its own result later ("must be a JSON object") rather than
+    failing the whole request, so it is kept as its JSON bytes.
+    """
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadBody("malformed_json", f"The body is not valid JSON: {exc}.") from exc
+    if not isinstance(parsed, list):
+        raise BadBody(
+            "not_an_array",
+            f"The body must be a JSON array of events, not {type(parsed).__name__}.",
+        )
+    # The JSON reader accepts 1,024 levels but the encoder that writes dead letters and raw
+    # rows stops at 254; no real event nests anywhere near this, so refuse the body up front.
+    if too_deep(parsed):
+        raise BadBody(
+            "nested_too_deep",
+            f"The body nests JSON deeper than {MAX_NESTING} levels; nothing was stored.",
+        )
+    return [item if isinstance(item, dict) else orjson.dumps(item) for item in parsed]
+
+
 def as_bytes(payload: Payload) -> bytes:
     """The payload as JSON bytes (bytes are passed through untouched)."""
     if isinstance(payload, bytes | bytearray | memoryview):

@@ -23,7 +23,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ingest.batch import EventResult, IngestReport, Payload, ProcessedBatch, results_for
+from ingest.batch import (
+    BadBody,
+    EventResult,
+    IngestReport,
+    Payload,
+    ProcessedBatch,
+    parse_body,
+    results_for,
+)
 from ingest.process import Rejected
 from ingest.workers import ProcessingPool
 from projectors.blocks import ColumnBlock
@@ -34,12 +42,14 @@ from redaction_rules.engine import Redactor
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "BadBody",
     "EmbeddedCollector",
     "EventResult",
     "IngestReport",
     "IngestUnavailable",
     "Ingestor",
     "Payload",
+    "ingest_body",
     "results_for",
 ]
 
@@ -63,6 +73,19 @@ class Ingestor(Protocol):
     def close(self) -> None:
         """Finish what is in flight and release resources."""
         ...
+
+
+def ingest_body(ingestor: Ingestor, body: bytes) -> IngestReport:
+    """Ingest a request body (a JSON array of events); ``BadBody`` if it is not one.
+
+    An ingestor with its own ``ingest_body`` (the embedded collector hands large bodies to its
+    worker processes whole) gets the bytes; any other gets the parsed events.
+    """
+    own = getattr(ingestor, "ingest_body", None)
+    if callable(own):
+        report: IngestReport = own(body)
+        return report
+    return ingestor.ingest(parse_body(body))
 
 
 @dataclass
@@ -120,9 +143,20 @@ class EmbeddedCollector:
 
     def ingest(self, payloads: Sequence[Payload]) -> IngestReport:
         """Process and durably store ``payloads``; one result per payload, in order."""
-        batches = self._processing.process(payloads, datetime.now(UTC))
+        return self._store_batches(self._processing.process(payloads, datetime.now(UTC)))
+
+    def ingest_body(self, body: bytes) -> IngestReport:
+        """``ingest`` for a request body (a JSON array); ``BadBody`` if it is not one.
+
+        Large bodies go to the worker processes whole: they parse and process their share,
+        which keeps per-event work out of the API process.
+        """
+        batches = self._processing.process_body(body, datetime.now(UTC))
+        return self._store_batches(batches)
+
+    def _store_batches(self, batches: list[ProcessedBatch]) -> IngestReport:
         report = IngestReport(tuple(r for b in batches for r in b.results))
-        if payloads:
+        if report.results:
             self._submit(_Pending(batches))
         if self._listener is not None:
             try:

@@ -8,8 +8,11 @@ import signal
 import time
 from typing import Any
 
-from ingest.collector import EmbeddedCollector
-from ingest.workers import MIN_POOLED_EVENTS
+import orjson
+import pytest
+
+from ingest.collector import BadBody, EmbeddedCollector
+from ingest.workers import MIN_POOLED_BYTES, MIN_POOLED_EVENTS
 from projectors.store import Store
 from tests.storage.test_collector import REDACTOR, events
 
@@ -105,3 +108,29 @@ def test_when_the_collector_closes_then_its_workers_are_gone(timeline_store: Sto
     while started & _workers() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not started & _workers()
+
+
+def test_when_workers_take_a_body_then_results_match_and_bad_bodies_are_refused_whole(
+    timeline_store: Store,
+) -> None:
+    batch = _mixed("tr_body", 4 * MIN_POOLED_EVENTS)
+    body = orjson.dumps([b if isinstance(b, dict) else orjson.loads(b"[1]")[0] for b in batch])
+    assert len(body) >= MIN_POOLED_BYTES
+    inline = EmbeddedCollector(timeline_store, REDACTOR)
+    pooled = EmbeddedCollector(timeline_store, REDACTOR, workers=2)
+    deep = b"[" + b'{"a":' * 200 + b"1" + b"}" * 200 + b"," + body[1:]
+    try:
+        assert pooled.ingest_body(body) == inline.ingest_body(body)
+        before = timeline_store.counts()
+        for bad, code in (
+            (body[:-1], "malformed_json"),
+            (b'{"events": ' + body + b"}", "not_an_array"),
+            (deep, "nested_too_deep"),
+        ):
+            with pytest.raises(BadBody) as refused:
+                pooled.ingest_body(bad)
+            assert refused.value.code == code
+        assert timeline_store.counts() == before  # nothing of a refused body was stored
+    finally:
+        pooled.close()
+        inline.close()
