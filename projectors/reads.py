@@ -25,24 +25,27 @@ from projectors.rows import (
     DEAD_LETTER_COLUMNS,
     TIMELINE_COLUMNS,
     TRACE_INDEX_COLUMNS,
+    VIEW_COLUMNS,
     AccessRecord,
     DeadLetter,
     TraceIndexRow,
     dead_letter_from_row,
     timeline_from_row,
+    timeline_view_from_row,
     utc,
 )
 
 # SQL is assembled only from the column constants above and fixed fragments; every value a
 # caller supplies travels as a server-side {name:Type} parameter (hence the S608 waivers).
 _COLS = ", ".join(TIMELINE_COLUMNS)
+_VIEW = ", ".join(VIEW_COLUMNS)
 _TS = "DateTime64(6, 'UTC')"
 
 
-def _deduped(where: str) -> str:
+def _deduped(where: str, cols: str = _COLS) -> str:
     """Newest version of each event matching ``where``, as a subquery."""
     return (
-        f"SELECT {_COLS} FROM timeline_events WHERE {where} "  # noqa: S608
+        f"SELECT {cols} FROM timeline_events WHERE {where} "  # noqa: S608
         "ORDER BY event_id, ingested_at DESC LIMIT 1 BY event_id"
     )
 
@@ -98,6 +101,11 @@ class StoreReads:
         sql = f"SELECT {_COLS} FROM ({_deduped(where)}) ORDER BY occurred_at, event_id"  # noqa: S608
         return [timeline_from_row(row) for row in self._rows(sql, params)]
 
+    def _timeline_view(self, where: str, params: dict[str, Any]) -> list[TimelineEvent]:
+        """``_timeline`` reading only VIEW_COLUMNS (see ``rows.timeline_view_from_row``)."""
+        sql = f"SELECT {_VIEW} FROM ({_deduped(where, _VIEW)}) ORDER BY occurred_at, event_id"  # noqa: S608
+        return [timeline_view_from_row(row) for row in self._rows(sql, params)]
+
     def trace_events(self, trace_id: str, *, now: datetime | None = None) -> list[TimelineEvent]:
         """Events of a trace within retention, oldest first."""
         where = f"trace_id = {{trace_id:String}} AND occurred_at >= {{since:{_TS}}}"
@@ -115,6 +123,54 @@ class StoreReads:
         )
         rows = [TraceIndexRow.from_row(row) for row in self._rows(sql, params)]
         return sorted(rows, key=lambda r: (r.occurred_at, r.event_id))
+
+    def _indexed_timeline(
+        self, where: str, params: dict[str, Any], now: datetime | None
+    ) -> tuple[list[TimelineEvent], list[TraceIndexRow]]:
+        """Live events matching ``where`` and their index rows, in two statements.
+
+        Every stored event has an index row with the same ``occurred_at``, written by the
+        insert that stored it (``trace_index_mv``). So the index rows (every version, before
+        any merge folds them) bound the events' times, and the timeline read carries those
+        bounds: it opens only the partitions (months) that hold them instead of one range per
+        month of retention. Should an event the index calls live be missing from the bounded
+        read (a re-sent version with another time that merges already folded in the index),
+        the read is repeated without the bounds.
+        """
+        sql = f"SELECT {', '.join(TRACE_INDEX_COLUMNS)} FROM trace_index WHERE {where}"  # noqa: S608
+        versions = [TraceIndexRow.from_row(row) for row in self._rows(sql, params)]
+        if not versions:
+            return [], []
+        index = sorted(
+            {r.event_id: r for r in sorted(versions, key=lambda r: r.event_id)}.values(),
+            key=lambda r: (r.occurred_at, r.event_id),
+        )
+        cutoff = self._cutoff(now)
+        live = {r.event_id for r in versions if r.occurred_at >= cutoff}
+        if not live:
+            return [], index
+        times = [r.occurred_at for r in versions]
+        bounded = f"{where} AND occurred_at >= {{since:{_TS}}} AND occurred_at <= {{upto:{_TS}}}"
+        bounds = {"since": max(cutoff, min(times)), "upto": max(times)}
+        events = self._timeline_view(bounded, {**params, **bounds})
+        if not live <= {e.event_id for e in events}:
+            since = f"{where} AND occurred_at >= {{since:{_TS}}}"
+            events = self._timeline_view(since, {**params, "since": cutoff})
+        return events, index
+
+    def trace_view(
+        self, trace_id: str, *, now: datetime | None = None
+    ) -> tuple[list[TimelineEvent], list[TraceIndexRow]]:
+        """``trace_events`` and ``trace_index`` of a trace, read faster together; the events
+        carry the columns the API's views show (``rows.VIEW_COLUMNS``)."""
+        return self._indexed_timeline("trace_id = {trace_id:String}", {"trace_id": trace_id}, now)
+
+    def job_view(
+        self, job_id: str, *, now: datetime | None = None
+    ) -> tuple[list[TimelineEvent], list[TraceIndexRow]]:
+        """``job_events`` and ``job_index`` of a job, read faster together; the events carry
+        the columns the API's views show (``rows.VIEW_COLUMNS``)."""
+        return self._indexed_timeline("job_id = {job_id:String}", {"job_id": job_id}, now)
 
     def trace_index(self, trace_id: str) -> list[TraceIndexRow]:
         """Every event ever accepted for a trace (ids only, regardless of retention)."""
@@ -162,6 +218,35 @@ class StoreReads:
         sql += " ORDER BY occurred_at, event_id LIMIT {limit:UInt32}"
         params["limit"] = query.limit
         return [timeline_from_row(row) for row in self._rows(sql, params)]
+
+    def customer_page(
+        self, customer_id: str, query: TimelineQuery, *, now: datetime | None = None
+    ) -> tuple[list[TimelineEvent], int] | None:
+        """``customer_timeline`` and ``count_customer_timeline`` in one statement; None when
+        the customer has no event within retention (``customer_exists`` is false).
+
+        The count rides on each row as a window over the deduplicated events, taken before the
+        page position applies, so it is the same number ``count_customer_timeline`` gives. Only
+        an empty page needs the other two statements, to tell "no such customer" from "past
+        the last page". The events carry the columns the API's views show
+        (``rows.VIEW_COLUMNS``).
+        """
+        where, params = self._customer_where(customer_id, query, now)
+        sql = (
+            f"SELECT {_VIEW}, total FROM (SELECT {_VIEW}, count() OVER () AS total "  # noqa: S608
+            f"FROM ({_deduped(where, _VIEW)}))"
+        )
+        if query.after is not None:
+            sql += f" WHERE (occurred_at, event_id) > ({{after_ts:{_TS}}}, {{after_id:String}})"
+            params["after_ts"], params["after_id"] = utc(query.after[0]), query.after[1]
+        sql += " ORDER BY occurred_at, event_id LIMIT {limit:UInt32}"
+        params["limit"] = query.limit
+        rows = self._rows(sql, params)
+        if rows:
+            return [timeline_view_from_row(row[:-1]) for row in rows], int(rows[0][-1])
+        if not self.customer_exists(customer_id, now=now):
+            return None
+        return [], self.count_customer_timeline(customer_id, query, now=now)
 
     def count_customer_timeline(
         self, customer_id: str, query: TimelineQuery, *, now: datetime | None = None

@@ -136,7 +136,11 @@ def timeline_columns(events: Sequence[TimelineEvent], ingested_at: datetime) -> 
 
 
 def timeline_from_row(row: Sequence[Any]) -> TimelineEvent:
-    """Rebuild a ``TimelineEvent`` from a row selected in TIMELINE_COLUMNS order."""
+    """Rebuild a ``TimelineEvent`` from a row selected in TIMELINE_COLUMNS order.
+
+    The row was validated before it was stored and the column types hold every field in its
+    model type (after the fix-ups below), so the model is built without validating it again.
+    """
     values = dict(zip(TIMELINE_COLUMNS, row, strict=True))
     for name in _OPTIONAL_TEXT:
         values[name] = values[name] or None
@@ -145,7 +149,31 @@ def timeline_from_row(row: Sequence[Any]) -> TimelineEvent:
     values["fields"] = dict(values["fields"])
     values["field_rules"] = dict(values["field_rules"])
     values["lookup_keys"] = list(values["lookup_keys"])
-    return TimelineEvent.model_validate(values)
+    return TimelineEvent.model_construct(**values)
+
+
+# What the API's views of an event show: every column but the rule ids, the lookup keys and
+# the bookkeeping counters (``EventOut`` has none of them), so view reads leave them unread.
+VIEW_COLUMNS: tuple[str, ...] = tuple(
+    c
+    for c in TIMELINE_COLUMNS
+    if c not in ("field_rules", "lookup_keys", "dropped", "schema_version")
+)
+
+
+def timeline_view_from_row(row: Sequence[Any]) -> TimelineEvent:
+    """A ``TimelineEvent`` from a row selected in VIEW_COLUMNS order, for the API's views.
+
+    The columns not read stay unset: ``model_fields_set`` leaves them out and they hold their
+    defaults (no rule ids, no lookup keys), which nothing that renders a view reads.
+    """
+    values = dict(zip(VIEW_COLUMNS, row, strict=True))
+    for name in _OPTIONAL_TEXT:
+        values[name] = values[name] or None
+    values["lane"] = Lane(values["lane"])
+    values["occurred_at"] = utc(values["occurred_at"])
+    values["fields"] = dict(values["fields"])
+    return TimelineEvent.model_construct(**values)
 
 
 def raw_columns(

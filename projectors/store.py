@@ -42,6 +42,15 @@ _MERGED_TABLES = (
 )
 
 
+@dataclass(slots=True)
+class _PendingAccess:
+    """An access-log entry waiting for a group commit, and how that commit went."""
+
+    entry: dict[str, Any]
+    done: bool = False
+    error: BaseException | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class MigrationReport:
     """What ``Store.migrate`` changed: migrations applied and tables whose TTL was reset."""
@@ -61,6 +70,9 @@ class Store(StoreReads, RestrictedStore):
         self._pool = pool
         self.policy = policy
         self._access_lock = threading.Lock()
+        self._access_pending: list[_PendingAccess] = []
+        self._access_pending_lock = threading.Lock()
+        self._access_seq = 0  # highest seq this process has seen; seqs only grow
 
     @classmethod
     def open(cls, url: str, policy: RetentionPolicy | None = None, *, pool_size: int = 4) -> Store:
@@ -191,11 +203,15 @@ class Store(StoreReads, RestrictedStore):
         details: Mapping[str, Any] | None = None,
     ) -> AccessRecord:
         """Record that ``actor`` read (or replayed) a record. The only way rows reach
-        ``access_log``.
+        ``access_log``. Returns once the entry is stored (inserted with fsync).
 
         Each entry is chained to the previous one by hash (``projectors.audit_chain``); the
         lock around "read the head, insert the next" keeps concurrent writers of this process
-        on one unbroken chain. ``details`` (replays, re-drives) is stored as canonical JSON.
+        on one unbroken chain. Writes are group-committed: a caller that finds the lock taken
+        queues its entry, and whoever takes the lock next chains and inserts every queued
+        entry in one statement (one part, one fsync), so concurrent readers share a write
+        instead of queueing one write each. Nobody returns before the insert that holds its
+        entry has returned. ``details`` (replays, re-drives) is stored as canonical JSON.
         """
         record = AccessRecord(
             entry_id=uuid.uuid4().hex,
@@ -207,18 +223,53 @@ class Store(StoreReads, RestrictedStore):
             record_id=record_id,
             reason=reason,
         )
-        with self._access_lock, self._pool.client() as client:
-            head = client.query(
-                "SELECT seq, hash FROM access_log WHERE seq > 0 ORDER BY seq DESC LIMIT 1"
-            ).result_rows
-            seq, prev_hash = (int(head[0][0]) + 1, str(head[0][1])) if head else (1, "")
-            entry: dict[str, Any] = dict(zip(ACCESS_LOG_COLUMNS, record.columns(), strict=True))
-            entry.update(seq=seq, details=audit_chain.canonical_details(details))
-            entry["prev_hash"] = prev_hash
-            entry["hash"] = audit_chain.entry_hash(entry)
-            names = list(audit_chain.CHAIN_COLUMNS)
-            client.insert("access_log", [[entry[n] for n in names]], column_names=names)
+        entry: dict[str, Any] = dict(zip(ACCESS_LOG_COLUMNS, record.columns(), strict=True))
+        entry["details"] = audit_chain.canonical_details(details)
+        pending = _PendingAccess(entry)
+        with self._access_pending_lock:
+            self._access_pending.append(pending)
+        with self._access_lock:
+            if not pending.done:
+                with self._access_pending_lock:
+                    batch, self._access_pending = self._access_pending, []
+                try:
+                    self._append_access([p.entry for p in batch])
+                except BaseException as exc:
+                    for queued in batch:
+                        queued.error = exc
+                    raise
+                finally:
+                    for queued in batch:
+                        queued.done = True
+        if pending.error is not None:
+            raise RuntimeError("the access-log entry was not stored") from pending.error
         return record
+
+    def _append_access(self, entries: list[dict[str, Any]]) -> None:
+        """Chain ``entries`` after the stored head and insert them (caller holds the lock)."""
+        names = list(audit_chain.CHAIN_COLUMNS)
+        with self._pool.client() as client:
+            # The head is the entry with the highest seq. Seqs only grow, so looking from the
+            # highest one this process has seen finds the same entry as a scan of the whole
+            # log; the full scan remains the fallback (first write, or entries deleted).
+            head = client.query(
+                "SELECT seq, hash FROM access_log WHERE seq >= {floor:UInt64} "
+                "ORDER BY seq DESC LIMIT 1",
+                parameters={"floor": max(1, self._access_seq)},
+            ).result_rows
+            if not head and self._access_seq > 1:
+                head = client.query(
+                    "SELECT seq, hash FROM access_log WHERE seq > 0 ORDER BY seq DESC LIMIT 1"
+                ).result_rows
+            seq, prev_hash = (int(head[0][0]), str(head[0][1])) if head else (0, "")
+            rows = []
+            for entry in entries:
+                seq += 1
+                entry.update(seq=seq, prev_hash=prev_hash)
+                entry["hash"] = prev_hash = audit_chain.entry_hash(entry)
+                rows.append([entry[n] for n in names])
+            client.insert("access_log", rows, column_names=names)
+        self._access_seq = seq
 
     def verify_access_chain(self) -> audit_chain.ChainReport:
         """Check the access-log hash chain; the report names the first broken entry."""

@@ -6,11 +6,13 @@ instead of reaching into ``app.state``; tests swap the real objects through ``cr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ingest.collector import Ingestor
@@ -20,6 +22,7 @@ from query_api.errors import ApiError
 from safetrail.settings import Role, Settings
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 _bearer = HTTPBearer(
     auto_error=False,
     description="An API token from SAFETRAIL_API_TOKENS (the demo prints its tokens).",
@@ -125,6 +128,24 @@ class Audit:
             record_id=record_id,
             reason=self._reason,
         )
+
+    async def around(
+        self, record_kind: str, record_id: str, read: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T:
+        """Run ``read(*args, **kwargs)`` while the entry is written; answer once both are done.
+
+        The read does not wait for the write (the write's fsync is the slow part), but nothing
+        is returned, and no error is raised from the read, before the entry is stored: if the
+        write fails, its error is what the caller gets (no entry, no answer).
+        """
+        entry = asyncio.ensure_future(run_in_threadpool(self.record, record_kind, record_id))
+        try:
+            result = await run_in_threadpool(read, *args, **kwargs)
+        except BaseException:
+            await entry
+            raise
+        await entry
+        return result
 
 
 def get_audit(request: Request, store: StoreDep, user: CurrentUser, reason: AccessReason) -> Audit:

@@ -83,8 +83,17 @@ class EventOut(_Out):
 
     @classmethod
     def from_timeline(cls, event: TimelineEvent) -> EventOut:
-        """The public view of a stored timeline event (lookup keys are not shown)."""
-        return cls.model_validate(event.model_dump(exclude={"field_rules", "lookup_keys"}))
+        """The public view of a stored timeline event (lookup keys are not shown).
+
+        Every field here has the same name and type in ``TimelineEvent``, already a validated
+        model, so the values are copied over without validating them a second time.
+        """
+        values = {name: getattr(event, name) for name in _EVENT_OUT_FIELDS}
+        values["fields"] = dict(values["fields"])
+        return cls.model_construct(**values)
+
+
+_EVENT_OUT_FIELDS = tuple(EventOut.model_fields)
 
 
 class AttemptOut(_Out):

@@ -52,8 +52,7 @@ def get_trace_chain(
     store: Store, trace_id: str, *, now: datetime, stuck_after: timedelta = DEFAULT_STUCK_AFTER
 ) -> TraceChain | None:
     """The trace chain, or None when neither the timeline nor the index knows the trace."""
-    events = store.trace_events(trace_id, now=now)
-    index = store.trace_index(trace_id)
+    events, index = store.trace_view(trace_id, now=now)
     if not events and not index:
         return None
     return build_chain(events, index, now, _retention(store), stuck_after=stuck_after)
@@ -63,8 +62,7 @@ def get_job_history(
     store: Store, job_id: str, *, now: datetime, stuck_after: timedelta = DEFAULT_STUCK_AFTER
 ) -> JobHistory | None:
     """One job's history, or None when nothing names the job."""
-    events = store.job_events(job_id, now=now)
-    index = store.job_index(job_id)
+    events, index = store.job_view(job_id, now=now)
     return build_job_history(job_id, events, index, now, _retention(store), stuck_after=stuck_after)
 
 
@@ -87,19 +85,26 @@ def get_customer_timeline(
     limit: int = 100,
 ) -> Page[EventOut] | None:
     """One page of the customer's timeline, oldest first; None for an unknown customer."""
-    if not store.customer_exists(customer_id, now=now):
-        return None
     filters = filters or TimelineFilter()
     limit = max(1, min(limit, MAX_PAGE))
+    try:
+        after = decode_cursor(cursor) if cursor else None
+    except BadCursor:
+        # An unknown customer is 404 whatever the cursor says.
+        if not store.customer_exists(customer_id, now=now):
+            return None
+        raise
     query = TimelineQuery(
         since=filters.since,
         until=filters.until,
         lane=filters.lane,
-        after=decode_cursor(cursor) if cursor else None,
+        after=after,
         limit=limit + 1,  # one extra row tells whether a next page exists
     )
-    rows = store.customer_timeline(customer_id, query, now=now)
-    count = store.count_customer_timeline(customer_id, query, now=now)
+    found = store.customer_page(customer_id, query, now=now)
+    if found is None:
+        return None
+    rows, count = found
     page, more = rows[:limit], len(rows) > limit
     return Page[EventOut](
         data=[EventOut.from_timeline(e) for e in page],

@@ -66,9 +66,10 @@ async def get_timeline(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> Page[EventOut]:
     """The customer's events oldest first, paginated; ``next`` is absent on the last page."""
-    await run_in_threadpool(audit.record, "customer", customer_id)
     try:
-        page = await run_in_threadpool(
+        page = await audit.around(
+            "customer",
+            customer_id,
             get_customer_timeline,
             store,
             customer_id,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from fastapi.concurrency import run_in_threadpool
 
 from query_api.deps import AuditDep, NowDep, StoreDep, StuckAfter, SupportUser
 from query_api.errors import error_responses, not_found
@@ -30,8 +29,9 @@ async def get_job(
     now: NowDep,
 ) -> JobHistory:
     """Attempts, the delay before each retry, the final result and the human reasons."""
-    await run_in_threadpool(audit.record, "job", job_id)
-    history = await run_in_threadpool(get_job_history, store, job_id, now=now, stuck_after=stuck)
+    history = await audit.around(
+        "job", job_id, get_job_history, store, job_id, now=now, stuck_after=stuck
+    )
     if history is None:
         raise not_found("job", job_id)
     return history

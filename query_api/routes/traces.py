@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
 from query_api.deps import AuditDep, NowDep, StoreDep, StuckAfter, SupportUser
@@ -25,8 +24,9 @@ _ERRORS = error_responses(401, 403, 404)
 async def _chain(
     store: StoreDep, audit: AuditDep, stuck: StuckAfter, now: NowDep, trace_id: str
 ) -> TraceChain:
-    await run_in_threadpool(audit.record, "trace", trace_id)
-    chain = await run_in_threadpool(get_trace_chain, store, trace_id, now=now, stuck_after=stuck)
+    chain = await audit.around(
+        "trace", trace_id, get_trace_chain, store, trace_id, now=now, stuck_after=stuck
+    )
     if chain is None:
         raise not_found("trace", trace_id)
     return chain
