@@ -24,10 +24,20 @@ ENGINE_REVISION = 1
 
 @dataclass(frozen=True, slots=True)
 class FieldRule:
-    """One kept path: its id (``type pattern:path``) and its operator."""
+    """One kept path: its id (``type pattern:path``) and its operator.
+
+    ``constant`` and ``output`` copy the operator's ``constant``/``constant_output`` (``secret``,
+    ``drop``) so the walk reads them from the rule it already holds.
+    """
 
     rule_id: str
     operator: Operator[Any]
+    constant: bool = field(init=False, default=False)
+    output: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "constant", self.operator.constant)
+        object.__setattr__(self, "output", self.operator.constant_output)
 
 
 @dataclass(slots=True)

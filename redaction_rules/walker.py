@@ -26,7 +26,8 @@ _CACHE_MAX_LEN = 256
 _CACHE_SIZE = 50_000
 # (operator, value[, type]) -> (output, emails/phones found); shared by one redactor's walks.
 CacheKey = tuple[Operator[Any], str] | tuple[Operator[Any], Any, type]
-OperatorCache = dict[CacheKey, tuple[str | None, tuple[str, ...]]]
+CacheHit = tuple[str | None, tuple[str, ...]]
+OperatorCache = dict[CacheKey, CacheHit]
 _PLAIN = frozenset({int, float, bool, type(None)})
 _JSON_START = ("{", "[")
 _INDEX = re.compile(r"\[\d+\]")
@@ -98,33 +99,58 @@ class Walk:
 
     def _walk_object(self, obj: Mapping[str, Any], node: PathNode, prefix: str, depth: int) -> None:
         children, any_key = node.children, node.any_key
-        cache, fields = self.cache, self.fields
+        cache, fields, field_rules = self.cache, self.fields, self.field_rules
+        explain = self.drops is not None
         for key, value in obj.items():
             child = children.get(key)
             if child is None:
                 # Keys match case-insensitively (rules store them lower-cased), then "*".
                 child = (children.get(key.lower()) if type(key) is str else None) or any_key
-            if child is None:
-                self.dropped += 1  # inlined _drop: most dropped keys need no path
-                if self.drops is not None:
-                    self._record(value, f"{prefix}.{key}" if prefix else key, NO_RULE)
-                continue
+                if child is None:
+                    self.dropped += 1  # inlined _drop: most dropped keys need no path
+                    if explain:
+                        self._record(value, f"{prefix}.{key}" if prefix else key, NO_RULE)
+                    continue
             path = f"{prefix}.{key}" if prefix else key
             rule = child.rule
-            if rule is None or not (
-                type(value) in _PLAIN or (type(value) is str and value[:1] not in _JSON_START)
-            ):
+            if rule is None:
                 self._visit(value, child, path, depth)
                 continue
-            # The common case inline: a kept single value whose result is already known.
-            hit = cache.get((rule.operator, value)) if type(value) is str else None
-            if hit is None or hit[0] is None or len(fields) >= self.max_fields:
-                self._apply(value, rule, path)
+            if rule.constant and not explain:
+                # secret/drop: the same output for any value, objects and JSON blobs included.
+                if rule.output is None or len(fields) >= self.max_fields:
+                    self.dropped += 1
+                else:
+                    fields[path] = rule.output
+                    field_rules[path] = rule.rule_id
                 continue
-            fields[path] = hit[0]
-            self.field_rules[path] = rule.rule_id
-            if hit[1]:
+            # A single value: _apply inlined (results of pure operators are remembered).
+            kind = type(value)
+            operator = rule.operator
+            if kind is str:
+                if value[:1] in _JSON_START:
+                    self._visit(value, child, path, depth)
+                    continue
+                cache_key: CacheKey = (operator, value)
+            elif kind in _PLAIN:
+                cache_key = (operator, value, kind)
+            else:
+                self._visit(value, child, path, depth)
+                continue
+            if len(fields) >= self.max_fields:
+                self._drop(value, path, "too many fields in one event")
+                continue
+            hit = cache.get(cache_key)
+            if hit is None:
+                hit = self._compute(operator, value, cache_key)
+            elif hit[1]:
                 self.ctx.found.extend(hit[1])
+            text = hit[0]
+            if text is None:
+                self._drop(value, path, f"drop rule {rule.rule_id}")
+                continue
+            fields[path] = text
+            field_rules[path] = rule.rule_id
 
     def _visit(self, value: Any, node: PathNode, path: str, depth: int) -> None:
         if isinstance(value, str) and value[:1] in _JSON_START:
@@ -140,8 +166,9 @@ class Walk:
             elif isinstance(value, dict) and node.has_keys:
                 self._walk_object(value, node, path, depth + 1)
             elif isinstance(value, list | tuple) and node.items is not None:
+                items, inner = node.items, depth + 1
                 for index, item in enumerate(value):
-                    self._visit(item, node.items, f"{path}[{index}]", depth + 1)
+                    self._visit(item, items, f"{path}[{index}]", inner)
             else:
                 why = (
                     f"{rule.rule_id} keeps single values, not objects or lists" if rule else NO_RULE
@@ -151,6 +178,19 @@ class Walk:
             self._drop(value, path, NO_RULE)
         else:
             self._apply(value, rule, path)
+
+    def _compute(self, operator: Operator[Any], value: Any, key: CacheKey | None) -> CacheHit:
+        """Apply ``operator`` (a cache miss); remember the result if ``key`` may be cached."""
+        ctx = self.ctx
+        found = ctx.found
+        mark = len(found)
+        hit = (operator.apply(value, ctx), tuple(found[mark:]))
+        # Long strings are not remembered: they rarely recur and would pin memory.
+        if key is not None and (type(value) is not str or len(value) <= _CACHE_MAX_LEN):
+            if len(self.cache) >= _CACHE_SIZE:
+                self.cache.clear()
+            self.cache[key] = hit
+        return hit
 
     def _apply(self, value: Any, rule: FieldRule, path: str) -> None:
         fields = self.fields
@@ -163,18 +203,12 @@ class Walk:
         # every event of their flows: remember recent results. (The type is part of the key
         # for non-strings so that True and 1 stay apart.)
         if kind is str:
-            key: CacheKey | None = (operator, value) if len(value) <= _CACHE_MAX_LEN else None
+            key: CacheKey | None = (operator, value)
         else:
             key = (operator, value, kind) if kind in _PLAIN else None
         hit = self.cache.get(key) if key is not None else None
         if hit is None:
-            found = self.ctx.found
-            mark = len(found)
-            hit = (operator.apply(value, self.ctx), tuple(found[mark:]))
-            if key is not None:
-                if len(self.cache) >= _CACHE_SIZE:
-                    self.cache.clear()
-                self.cache[key] = hit
+            hit = self._compute(operator, value, key)
         elif hit[1]:
             self.ctx.found.extend(hit[1])
         text = hit[0]

@@ -87,6 +87,10 @@ class Operator(Generic[P]):
     name: ClassVar[str]
     params_model: ClassVar[type[BaseModel]] = NoParams
     accepts_objects: ClassVar[bool] = False
+    # True when ``apply`` returns ``constant_output`` for every value (objects included) and
+    # records nothing: the walk then skips parsing, caching and calling it.
+    constant: ClassVar[bool] = False
+    constant_output: ClassVar[str | None] = None
 
     def __init__(self, params: P) -> None:
         self.params = params

@@ -36,9 +36,11 @@ class Drop(Operator[NoParams]):
 
     name = "drop"
     accepts_objects = True
+    constant = True
+    constant_output = None
 
     def apply(self, value: Any, ctx: ApplyContext) -> str | None:
-        return None
+        return self.constant_output
 
 
 @register
@@ -47,9 +49,11 @@ class Secret(Operator[NoParams]):
 
     name = "secret"
     accepts_objects = True
+    constant = True
+    constant_output = masks.SECRET
 
     def apply(self, value: Any, ctx: ApplyContext) -> str | None:
-        return masks.SECRET
+        return self.constant_output
 
 
 class HmacParams(NoParams):

@@ -287,3 +287,24 @@ def test_when_summarizing_messages_then_stack_frames_never_appear(
     message: str, expected: str
 ) -> None:
     assert summarize_message(message) == expected
+
+
+def test_when_timeline_events_are_built_without_validation_then_they_equal_validated_ones(
+    redactor: Redactor,
+) -> None:
+    from bench.redaction import reference_events
+    from ingest.schema import TimelineEvent
+    from redaction_rules import engine
+
+    assert engine._TRUSTED  # the shortcut is in use for the current TimelineEvent
+    events = [*reference_events(130), *reference_events(60, mix="unique")]
+    events.append({**events[0], "type": "crm.sync.finished", "error": {"code": "X"}})
+    for event in events:
+        built = redactor.redact(RawEvent.model_validate(event))
+        validated = TimelineEvent.model_validate(built.model_dump())
+        assert built == validated
+        assert built.model_dump_json() == validated.model_dump_json()
+        assert (
+            built.model_fields_set
+            == TimelineEvent.model_validate(built.model_dump(exclude_unset=True)).model_fields_set
+        )

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from redaction_rules.scanners import _PLAIN_ID, TextScanner
+from redaction_rules.scanners import _PLAIN_ID, TextScanner, is_plain_id
 
 
 def scan(text: str) -> str:
@@ -253,3 +253,17 @@ def test_when_cards_sit_side_by_side_then_each_is_masked(text: str, expected: st
 )
 def test_when_ibans_sit_next_to_other_numbers_then_each_is_masked(text: str, expected: str) -> None:
     assert scan(text) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    prefix=st.sampled_from(["ev", "tr", "job", "cus", "whsec", "ghp", "npm", "sk", "ord", "Ev"]),
+    body=st.text(alphabet=string.ascii_letters + string.digits + "_-٣", min_size=0, max_size=48),
+)
+def test_when_the_fast_id_check_accepts_an_id_then_the_reference_pattern_does_too(
+    prefix: str, body: str
+) -> None:
+    text = f"{prefix}_{body}"
+    if is_plain_id(text):
+        assert _PLAIN_ID.fullmatch(text)
+        assert TextScanner()._scan(text, [], 0) == text
