@@ -20,6 +20,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from bench.common import descendants
 from ingest.schema import TimelineEvent
 from projectors.retention import RetentionPolicy
 from projectors.store import Store
@@ -114,24 +115,6 @@ def _send(
                 acked.add(index)
 
 
-def _children(pid: int) -> list[int]:
-    """Running descendants of ``pid`` (from /proc)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        parents.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], list(parents.get(pid, []))
-    while todo:
-        found.append(todo.pop())
-        todo.extend(parents.get(found[-1], []))
-    return found
-
-
 def _wait_gone(pids: set[int], seconds: float = 15) -> None:
     """Processes the killed API started must exit on their own (nothing left running)."""
     deadline = time.monotonic() + seconds
@@ -165,7 +148,7 @@ def test_when_the_api_is_killed_mid_load_then_resending_unacked_batches_stores_e
         sender.start()
         time.sleep(kill_after)
         assert server.child is not None
-        helpers = set(_children(server.child.pid))  # fork server and processing workers
+        helpers = set(descendants(server.child.pid))  # fork server and processing workers
         started |= helpers
         server.stop(signal.SIGKILL)
         kills += 1

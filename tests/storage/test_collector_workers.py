@@ -11,37 +11,18 @@ from typing import Any
 import orjson
 import pytest
 
+from bench.common import descendants
 from ingest.collector import BadBody, EmbeddedCollector
 from ingest.workers import MIN_POOLED_BYTES, MIN_POOLED_EVENTS
 from projectors.store import Store
 from tests.storage.test_collector import REDACTOR, events
 
 
-def _children(pid: int) -> list[int]:
-    """Running descendants of ``pid`` (from /proc)."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        parents.setdefault(ppid, []).append(int(entry))
-    found, todo = [], list(parents.get(pid, []))
-    while todo:
-        child = todo.pop()
-        found.append(child)
-        todo.extend(parents.get(child, []))
-    return found
-
-
 def _workers() -> set[int]:
     """Our processing workers: the processes forked by our fork server (not the fork server
     itself, nor multiprocessing's resource tracker)."""
-    servers = [p for p in _children(os.getpid()) if "forkserver" in _cmdline(p)]
-    return {w for server in servers for w in _children(server)}
+    servers = [p for p in descendants(os.getpid()) if "forkserver" in _cmdline(p)]
+    return {w for server in servers for w in descendants(server)}
 
 
 def _cmdline(pid: int) -> str:
