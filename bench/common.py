@@ -119,6 +119,8 @@ def top_frames(fn: Callable[[], Any], limit: int = 4) -> list[str]:
             walk(child, key)
 
     walk(root, "?")
-    total = max(float(root.time), 1e-9)
+    # Shares of the sampled own time (they add up to 100 %; pyinstrument's synthetic frames
+    # are folded into their parents above).
+    total = max(sum(own.values()), 1e-9)
     ranked = sorted(own.items(), key=lambda kv: kv[1], reverse=True)[:limit]
     return [f"{name} {100 * t / total:.0f}%" for name, t in ranked]
