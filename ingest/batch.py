@@ -77,26 +77,46 @@ MAX_NESTING = 128
 
 def too_deep(value: object, limit: int = MAX_NESTING) -> bool:
     """True when JSON containers nest deeper than ``limit`` (iterative: no recursion limit)."""
-    stack: list[tuple[object, int]] = [(value, 0)]
+    if not isinstance(value, dict | list):
+        return False
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: list[object] = list(item.values())
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
         if depth >= limit:
             return True
-        stack.extend((child, depth + 1) for child in children)
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):  # only containers can nest further
+                stack.append((child, depth + 1))
     return False
 
 
-def parse_body(body: bytes) -> list[Payload]:
-    """The events of a request body, or ``BadBody`` saying why it is not a JSON array.
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 
-    A non-object item still gets its own result later ("must be a JSON object") rather than
-    failing the whole request, so it is kept as its JSON bytes.
+
+def bracket_depth_bound(body: bytes) -> int:
+    """An upper bound of a JSON text's nesting depth (brackets inside strings count too).
+
+    Scans only the bracket bytes, so a body whose bound is within the limit skips the exact
+    walk over every parsed value.
+    """
+    depth = deepest = 0
+    for byte in body.translate(None, _NOT_BRACKETS):
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def parse_body(body: bytes, part: int = 0, parts: int = 1) -> tuple[int, list[Payload]]:
+    """Share ``part`` of ``parts`` of a request body's events, with the request index of its
+    first event; ``BadBody`` saying why the body is not a JSON array.
+
+    Each share is checked for depth on its own, so workers that split one body split that
+    work too (any share refused refuses the whole request). A non-object item still gets its
+    own result later ("must be a JSON object") rather than failing the whole request, so it
+    is kept as its JSON bytes.
     """
     try:
         parsed = orjson.loads(body)
@@ -107,14 +127,19 @@ def parse_body(body: bytes) -> list[Payload]:
             "not_an_array",
             f"The body must be a JSON array of events, not {type(parsed).__name__}.",
         )
+    size = -(-len(parsed) // parts)
+    start = part * size
+    share = parsed[start : start + size]
     # The JSON reader accepts 1,024 levels but the encoder that writes dead letters and raw
     # rows stops at 254; no real event nests anywhere near this, so refuse the body up front.
-    if too_deep(parsed):
+    # The array is bracket level 1, so a container at level >= MAX_NESTING (array at 0) has
+    # a bound above MAX_NESTING; the share stands where the array stood: same levels.
+    if bracket_depth_bound(body) > MAX_NESTING and too_deep(share):
         raise BadBody(
             "nested_too_deep",
             f"The body nests JSON deeper than {MAX_NESTING} levels; nothing was stored.",
         )
-    return [item if isinstance(item, dict) else orjson.dumps(item) for item in parsed]
+    return start, [item if isinstance(item, dict) else orjson.dumps(item) for item in share]
 
 
 def as_bytes(payload: Payload) -> bytes:

@@ -85,7 +85,7 @@ def ingest_body(ingestor: Ingestor, body: bytes) -> IngestReport:
     if callable(own):
         report: IngestReport = own(body)
         return report
-    return ingestor.ingest(parse_body(body))
+    return ingestor.ingest(parse_body(body)[1])
 
 
 @dataclass

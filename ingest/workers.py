@@ -72,14 +72,12 @@ def _run(payloads: list[bytes], at: datetime, offset: int) -> ProcessedBatch:
 
 
 def _run_body(body: bytes, part: int, parts: int, at: datetime) -> ProcessedBatch:
-    # Every worker parses the whole body (cheap next to processing) and takes its own slice,
+    # Every worker parses the whole body (cheap next to processing) and takes its own share,
     # so the API process neither parses nor copies events one by one.
     if _redactor is None:
         raise RuntimeError("worker started without a redactor")
-    payloads = parse_body(body)
-    size = -(-len(payloads) // parts)
-    start = part * size
-    return process_batch(payloads[start : start + size], _redactor, at, start)
+    start, payloads = parse_body(body, part, parts)
+    return process_batch(payloads, _redactor, at, start)
 
 
 def default_workers() -> int:
@@ -147,7 +145,7 @@ class ProcessingPool:
         the batches come back in request order."""
         pool = None if self.workers == 0 or len(body) < MIN_POOLED_BYTES else self._pool()
         if pool is None:
-            return [process_batch(parse_body(body), self._redactor, at)]
+            return [process_batch(parse_body(body)[1], self._redactor, at)]
         try:
             parts = self.workers
             futures = [pool.submit(_run_body, body, k, parts, at) for k in range(parts)]
@@ -155,7 +153,7 @@ class ProcessingPool:
         except BrokenProcessPool:
             log.warning("a processing worker died; processing this request in-process")
             self._discard(pool)
-            return [process_batch(parse_body(body), self._redactor, at)]
+            return [process_batch(parse_body(body)[1], self._redactor, at)]
 
     def close(self) -> None:
         """Stop the workers (what they are running finishes first)."""
