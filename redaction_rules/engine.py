@@ -27,7 +27,7 @@ from redaction_rules.loader import load_rules
 from redaction_rules.models import RuleError
 from redaction_rules.operators import ApplyContext, bounded_scan
 from redaction_rules.ruleset import RuleSet, TypeRule
-from redaction_rules.scanners import TextScanner, is_plain_id
+from redaction_rules.scanners import TextScanner, are_plain_ids, is_plain_id
 from redaction_rules.walker import OperatorCache, Walk
 
 __all__ = ["Redactor", "RuleError", "RuleSet", "default_redactor", "load_rules"]
@@ -262,13 +262,14 @@ class Redactor:
         else:
             source = bounded_scan(source, 128, self._scanner, found)
         event_id = raw.event_id or raw.with_event_id().event_id or ""
-        if not is_plain_id(event_id):
-            event_id = scan(event_id, found)
         subject = raw.subject  # attribute access: iterating a pydantic model is slow
         customer_id, workspace_id = subject.customer_id, subject.workspace_id
         order_id, job_id, request_id = subject.order_id, subject.job_id, subject.request_id
-        if job_id and not is_plain_id(job_id):
-            job_id = scan(job_id, found)
+        if not (job_id and are_plain_ids(event_id, job_id)):  # both plain: nothing to scan
+            if not is_plain_id(event_id):
+                event_id = scan(event_id, found)
+            if job_id and not is_plain_id(job_id):
+                job_id = scan(job_id, found)
         error = raw.error
         error_code = reason = None
         if error is not None:

@@ -192,6 +192,11 @@ def mask_numbers(text: str, found: list[str]) -> str:
                 start += 1
             if start >= end:
                 continue
+        # Fewer than 7 digits and 3 dots ("421 4.7.0", "2026-11-26"): no phone, card or
+        # IPv4 address fits, and every piece _mask_run would look at is shorter still, so
+        # it provably returns the run unchanged (a property test checks this).
+        if text.count(".", start, end) < 3 and sum(map(str.isdigit, text[start:end])) < 7:
+            continue
         # Widen left for a phone's "+" or its "(" (the run itself starts at a digit).
         opener = text[start - 1] if start > last else ""
         if opener == "+" or (opener == "(" and ")" in text[start:end]):

@@ -48,9 +48,20 @@ _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 
 def is_plain_id(text: str) -> bool:
     """Whether ``text`` is a prefixed id the full scan provably leaves unchanged."""
-    return _ID_SHAPE.fullmatch(text) is not None and b"0000000" not in text.encode().translate(
-        _DIGITS_AS_ZERO
-    )
+    if _ID_SHAPE.fullmatch(text) is None:
+        return False
+    zeroed = text.encode().translate(_DIGITS_AS_ZERO)
+    # Fewer than 7 digits in all (most ids) cannot hold a run of 7: skip the substring search.
+    return zeroed.count(48) < 7 or b"0000000" not in zeroed
+
+
+def are_plain_ids(first: str, second: str) -> bool:
+    """Whether both are plain ids (``is_plain_id``), with one digit-run check for the two."""
+    if _ID_SHAPE.fullmatch(first) is None or _ID_SHAPE.fullmatch(second) is None:
+        return False
+    # The space keeps a digit run from spanning the two ids.
+    zeroed = f"{first} {second}".encode().translate(_DIGITS_AS_ZERO)
+    return zeroed.count(48) < 7 or b"0000000" not in zeroed
 
 
 def _local_part(text: str, at: int, floor: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 import time
 
@@ -9,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from redaction_rules.scanners import _PLAIN_ID, TextScanner, is_plain_id
+from redaction_rules.masks import mask_segments
+from redaction_rules.numbers import NUMBER_RUN, _mask_run
+from redaction_rules.scanners import _PLAIN_ID, TextScanner, are_plain_ids, is_plain_id
 
 
 def scan(text: str) -> str:
@@ -267,3 +270,53 @@ def test_when_the_fast_id_check_accepts_an_id_then_the_reference_pattern_does_to
     if is_plain_id(text):
         assert _PLAIN_ID.fullmatch(text)
         assert TextScanner()._scan(text, [], 0) == text
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    text=st.text(alphabet="0123456789٣ -.()+:_aZ/", min_size=0, max_size=40),
+)
+def test_when_a_number_run_is_short_then_skipping_it_matches_the_full_masker(text: str) -> None:
+    # mask_numbers skips runs with fewer than 7 digits and 3 dots; _mask_run must leave every
+    # such run unchanged (also widened by a "+" or "(") and report nothing.
+    for match in NUMBER_RUN.finditer(text):
+        start, end = match.span()
+        if text.count(".", start, end) >= 3 or sum(map(str.isdigit, text[start:end])) >= 7:
+            continue
+        for begin in {start, max(start - 1, 0)}:
+            found: list[str] = []
+            assert _mask_run(text, begin, end, found) == text[begin:end]
+            assert found == []
+
+
+def _mask_segments_reference(text: str, separators: str) -> str:
+    # The previous implementation: star every non-separator that follows a non-separator.
+    cls = re.escape(separators)
+    return re.sub(f"(?<=[^{cls}])[^{cls}]", "*", text)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    text=st.text(alphabet=st.sampled_from("ab.-_+ \t\n'é٣*[]\\^"), max_size=30) | st.text(),
+    separators=st.sampled_from([".-_+", " \t\n-'", "]\\^-", "."]),
+)
+def test_when_segments_are_masked_then_output_matches_the_reference(
+    text: str, separators: str
+) -> None:
+    assert mask_segments(text, separators) == _mask_segments_reference(text, separators)
+
+
+_ID_TEXT = st.builds(
+    "{}_{}".format,
+    st.sampled_from(["ev", "job", "ghp", "whsec", "Ev", "x y"]),
+    st.text(alphabet=string.ascii_letters + "0123456789_-٣", max_size=30)
+    | st.text(alphabet="a0123456789", max_size=20),  # digit runs around the 7-digit limit
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(first=_ID_TEXT | st.text(max_size=12), second=_ID_TEXT | st.text(max_size=12))
+def test_when_two_ids_are_checked_together_then_it_agrees_with_checking_each(
+    first: str, second: str
+) -> None:
+    assert are_plain_ids(first, second) == (is_plain_id(first) and is_plain_id(second))
