@@ -29,8 +29,12 @@ CacheKey = tuple[Operator[Any], str] | tuple[Operator[Any], Any, type]
 CacheHit = tuple[str | None, tuple[str, ...]]
 OperatorCache = dict[CacheKey, CacheHit]
 _PLAIN = frozenset({int, float, bool, type(None)})
-_JSON_START = ("{", "[")
+_JSON_START = "{["  # first characters of a JSON object or array
 _INDEX = re.compile(r"\[\d+\]")
+# Tuples, not ``dict | list``: a union is built anew and checked slowly on every call.
+_PARSED = (dict, list)
+_SEQUENCE = (list, tuple)
+_CONTAINER = (dict, list, tuple)
 
 
 def _json_container(text: str) -> Any:
@@ -38,7 +42,7 @@ def _json_container(text: str) -> Any:
         parsed = orjson.loads(text)
     except orjson.JSONDecodeError:
         return None
-    return parsed if isinstance(parsed, dict | list) else None
+    return parsed if isinstance(parsed, _PARSED) else None
 
 
 def leaf_paths(value: Any, path: str) -> list[str]:
@@ -49,7 +53,7 @@ def leaf_paths(value: Any, path: str) -> list[str]:
         current, where = stack.pop()
         if isinstance(current, dict):
             stack.extend((v, f"{where}.{k}" if where else str(k)) for k, v in current.items())
-        elif isinstance(current, list | tuple):
+        elif isinstance(current, _SEQUENCE):
             stack.extend((v, f"{where}[{i}]") for i, v in enumerate(current))
         else:
             out.append(where)
@@ -128,7 +132,7 @@ class Walk:
             kind = type(value)
             operator = rule.operator
             if kind is str:
-                if value[:1] in _JSON_START:
+                if value and value[0] in _JSON_START:  # indexing: cheaper than value[:1]
                     self._visit(value, child, path, depth)
                     continue
                 cache_key: CacheKey = (operator, value)
@@ -153,19 +157,19 @@ class Walk:
             field_rules[path] = rule.rule_id
 
     def _visit(self, value: Any, node: PathNode, path: str, depth: int) -> None:
-        if isinstance(value, str) and value[:1] in _JSON_START:
+        if isinstance(value, str) and value and value[0] in _JSON_START:
             parsed = _json_container(value)
             if parsed is not None:
                 value = parsed
         rule = node.rule
-        if isinstance(value, dict | list | tuple):
+        if isinstance(value, _CONTAINER):
             if rule is not None and rule.operator.accepts_objects:
                 self._apply(value, rule, path)
             elif depth >= MAX_DEPTH:
                 self._drop(value, path, "nested too deep")
             elif isinstance(value, dict) and node.has_keys:
                 self._walk_object(value, node, path, depth + 1)
-            elif isinstance(value, list | tuple) and node.items is not None:
+            elif isinstance(value, _SEQUENCE) and node.items is not None:
                 items, inner = node.items, depth + 1
                 for index, item in enumerate(value):
                     self._visit(item, items, f"{path}[{index}]", inner)
