@@ -135,21 +135,30 @@ def timeline_columns(events: Sequence[TimelineEvent], ingested_at: datetime) -> 
     return columns
 
 
-def timeline_from_row(row: Sequence[Any]) -> TimelineEvent:
-    """Rebuild a ``TimelineEvent`` from a row selected in TIMELINE_COLUMNS order.
+def _event_from(names: Sequence[str], row: Sequence[Any]) -> TimelineEvent:
+    """A ``TimelineEvent`` from a row selected in ``names`` order (TIMELINE_COLUMNS or a
+    subset holding every optional text, ``lane``, ``occurred_at`` and ``fields``).
 
     The row was validated before it was stored and the column types hold every field in its
-    model type (after the fix-ups below), so the model is built without validating it again.
+    model type (after the fix-ups below), so the model is built without validating it again;
+    columns not read stay unset and hold their defaults.
     """
-    values = dict(zip(TIMELINE_COLUMNS, row, strict=True))
+    values = dict(zip(names, row, strict=True))
     for name in _OPTIONAL_TEXT:
         values[name] = values[name] or None
     values["lane"] = Lane(values["lane"])
     values["occurred_at"] = utc(values["occurred_at"])
     values["fields"] = dict(values["fields"])
-    values["field_rules"] = dict(values["field_rules"])
-    values["lookup_keys"] = list(values["lookup_keys"])
+    if "field_rules" in values:
+        values["field_rules"] = dict(values["field_rules"])
+    if "lookup_keys" in values:
+        values["lookup_keys"] = list(values["lookup_keys"])
     return TimelineEvent.model_construct(**values)
+
+
+def timeline_from_row(row: Sequence[Any]) -> TimelineEvent:
+    """Rebuild a ``TimelineEvent`` from a row selected in TIMELINE_COLUMNS order."""
+    return _event_from(TIMELINE_COLUMNS, row)
 
 
 # What the API's views of an event show: every column but the rule ids, the lookup keys and
@@ -162,18 +171,10 @@ VIEW_COLUMNS: tuple[str, ...] = tuple(
 
 
 def timeline_view_from_row(row: Sequence[Any]) -> TimelineEvent:
-    """A ``TimelineEvent`` from a row selected in VIEW_COLUMNS order, for the API's views.
-
-    The columns not read stay unset: ``model_fields_set`` leaves them out and they hold their
-    defaults (no rule ids, no lookup keys), which nothing that renders a view reads.
-    """
-    values = dict(zip(VIEW_COLUMNS, row, strict=True))
-    for name in _OPTIONAL_TEXT:
-        values[name] = values[name] or None
-    values["lane"] = Lane(values["lane"])
-    values["occurred_at"] = utc(values["occurred_at"])
-    values["fields"] = dict(values["fields"])
-    return TimelineEvent.model_construct(**values)
+    """A ``TimelineEvent`` from a row selected in VIEW_COLUMNS order, for the API's views:
+    ``model_fields_set`` leaves out the columns not read, which nothing that renders a view
+    reads."""
+    return _event_from(VIEW_COLUMNS, row)
 
 
 def raw_columns(
