@@ -29,7 +29,6 @@ from ingest.batch import (
     IngestReport,
     Payload,
     ProcessedBatch,
-    parse_body,
     results_for,
 )
 from ingest.process import Rejected
@@ -49,7 +48,6 @@ __all__ = [
     "IngestUnavailable",
     "Ingestor",
     "Payload",
-    "ingest_body",
     "results_for",
 ]
 
@@ -70,22 +68,13 @@ class Ingestor(Protocol):
         """Take a request's events; return one result per event, in order."""
         ...
 
+    def ingest_body(self, body: bytes) -> IngestReport:
+        """``ingest`` for a request body (a JSON array); ``BadBody`` if it is not one."""
+        ...
+
     def close(self) -> None:
         """Finish what is in flight and release resources."""
         ...
-
-
-def ingest_body(ingestor: Ingestor, body: bytes) -> IngestReport:
-    """Ingest a request body (a JSON array of events); ``BadBody`` if it is not one.
-
-    An ingestor with its own ``ingest_body`` (the embedded collector hands large bodies to its
-    worker processes whole) gets the bytes; any other gets the parsed events.
-    """
-    own = getattr(ingestor, "ingest_body", None)
-    if callable(own):
-        report: IngestReport = own(body)
-        return report
-    return ingestor.ingest(parse_body(body)[1])
 
 
 @dataclass

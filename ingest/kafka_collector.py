@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from ingest.batch import parse_body
 from ingest.collector import IngestReport, IngestUnavailable, results_for
 from ingest.kafka_sink import KafkaSink
 from ingest.process import Accepted, process
@@ -47,6 +48,10 @@ class KafkaIngestor:
             self.sink.discard_undelivered()
             raise IngestUnavailable(str(exc)) from exc
         return results_for(routed)
+
+    def ingest_body(self, body: bytes) -> IngestReport:
+        """``ingest`` for a request body (a JSON array); ``BadBody`` if it is not one."""
+        return self.ingest(parse_body(body)[1])
 
     def close(self) -> None:
         """Deliver what is still queued."""

@@ -6,7 +6,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from ingest.collector import BadBody, IngestUnavailable, ingest_body
+from ingest.collector import BadBody, IngestUnavailable
 from query_api.deps import IngestorDep, ServiceUser, SettingsDep
 from query_api.errors import ApiError, error_responses
 from query_api.models import IngestResponse
@@ -56,7 +56,7 @@ async def post_events(
     """
     body = await _read_limited(request, settings.max_body_bytes)
     try:
-        report = await run_in_threadpool(ingest_body, ingestor, body)
+        report = await run_in_threadpool(ingestor.ingest_body, body)
     except BadBody as exc:
         raise ApiError(400, exc.code, exc.message) from exc
     except IngestUnavailable as exc:
