@@ -43,6 +43,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from prometheus_client import Counter as Metric
 
+from ingest.liveness import KafkaOffsets, Watchdog
 from ingest.process import Accepted, Rejected, process
 from ingest.schema import Lane
 from redaction_rules.engine import Redactor, load_rules
@@ -215,8 +216,12 @@ def create_app(
     app_id: str = APP_ID,
     batch_size: int = BATCH_SIZE,
     batch_seconds: float = BATCH_SECONDS,
+    watchdog: Watchdog | None = None,
 ) -> faust.App:
-    """The faust app: one agent reading the raw topic in batches and routing each event."""
+    """The faust app: one agent reading the raw topic in batches and routing each event.
+
+    With a ``watchdog``, a timer keeps it told which raw partitions this worker holds.
+    """
     if not settings.kafka_bootstrap:
         raise ValueError("SAFETRAIL_KAFKA_BOOTSTRAP is not set")
     workdir = settings.data_dir / "faust"
@@ -264,7 +269,28 @@ def create_app(
             for outcome, count in Counter(_outcome(out, settings) for out in outputs).items():
                 ROUTED.labels(outcome=outcome).inc(count)
 
+    if watchdog is not None:
+        wd = watchdog
+
+        async def track_assignment() -> None:
+            held = app.consumer.assignment()
+            wd.assigned = frozenset(tp.partition for tp in held if tp.topic == settings.topic_raw)
+
+        app.timer(interval=1.0, name="liveness-assignment")(track_assignment)
+
     return app
+
+
+def build_watchdog(settings: Settings, app_id: str) -> Watchdog:
+    """The liveness watchdog of a worker in group ``app_id`` (see ``ingest/liveness.py``)."""
+    bootstrap = settings.kafka_bootstrap
+    if not bootstrap:
+        raise ValueError("SAFETRAIL_KAFKA_BOOTSTRAP is not set")
+    return Watchdog(
+        lambda: KafkaOffsets(bootstrap, app_id, settings.topic_raw),
+        settings.processor_stall_seconds,
+        interval=min(5.0, settings.processor_stall_seconds / 4),
+    )
 
 
 async def _deliver_or_die(outputs: Sequence[Output], producer: Any) -> None:

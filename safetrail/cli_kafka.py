@@ -81,7 +81,14 @@ def process_cmd(
 ) -> None:
     """Run the faust processor: raw topic ─▶ timeline topics, bad input ─▶ dead-letter topic."""
     settings = _settings(bootstrap)
-    from ingest.processor_app import APP_ID, build_redactor, create_app, ensure_topics, run_worker
+    from ingest.processor_app import (
+        APP_ID,
+        build_redactor,
+        build_watchdog,
+        create_app,
+        ensure_topics,
+        run_worker,
+    )
 
     created = ensure_topics(settings)
     if created:
@@ -102,7 +109,9 @@ def process_cmd(
         for t in threads:
             t.join()
         return
-    app = create_app(settings, build_redactor(settings), app_id=app_id or APP_ID)
+    watchdog = build_watchdog(settings, app_id or APP_ID)
+    app = create_app(settings, build_redactor(settings), app_id=app_id or APP_ID, watchdog=watchdog)
+    watchdog.start()
     run_worker(app, loglevel=loglevel)
 
 

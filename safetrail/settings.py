@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     projector_batch_size: int = Field(default=5000, ge=1)
     projector_batch_seconds: float = Field(default=0.5, gt=0)
     consumer_group: str = "safetrail-projector"
+    # A faust worker whose raw partitions have lag and no new commit for this long exits
+    # (code 75) so its supervisor restarts it (ingest/liveness.py).
+    processor_stall_seconds: float = Field(default=60.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Self:

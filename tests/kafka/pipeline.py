@@ -52,6 +52,7 @@ class Pipeline:
             SAFETRAIL_CONSUMER_GROUP=f"{self.prefix}-projector",
             SAFETRAIL_PROJECTOR_BATCH_SIZE="2000",
             SAFETRAIL_PROJECTOR_BATCH_SECONDS="0.3",
+            SAFETRAIL_PROCESSOR_STALL_SECONDS="30",
         )
         return env
 
@@ -99,6 +100,19 @@ class Pipeline:
         except subprocess.TimeoutExpired:
             child.kill()
             return child.wait(10)
+
+    def revive(self, stages: dict[str, subprocess.Popen[bytes]]) -> list[str]:
+        """Act as the supervisor (compose ``restart: unless-stopped``, Kubernetes): start again
+        each stage that exited by itself — code 75 (an undeliverable batch or a stalled
+        worker), or faust giving up when no broker answered at start. Returns their names
+        with the exit codes."""
+        restarted = []
+        for command, child in stages.items():
+            code = child.poll()
+            if code is not None:
+                stages[command] = self.start(command)
+                restarted.append(f"{command} (exit {code})")
+        return restarted
 
     def stop_all(self) -> None:
         """Stop every child still running (test teardown)."""
