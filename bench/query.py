@@ -7,7 +7,8 @@ events (2 customer-lane, 6 system-lane; the last 4 belong to one job), 100,000 c
 about 100 events each, spread over 300 days, realistic redacted field maps. Reads go through the
 real API routes (``create_app`` on the store, in-process HTTP), a trace, a job and a customer
 timeline page (100 events) picked at random each time; every read also writes its access-log
-entry (insert with fsync), as in production.
+entry durably before it answers, as in production (on chDB: synced to the access journal,
+stored in ``access_log`` by the shipper; see ``projectors/access_writer.py``).
 
 Before the reads, the parts the bulk load left are merged (``OPTIMIZE ... FINAL``): a production
 table loaded over months has long been merged by background merges, which a freshly bulk-loaded
@@ -206,7 +207,8 @@ def run(events: int = 10_000_000, samples: int = 300) -> dict[str, Any]:
         )
         result[f"limited_by_{kind}"] = (
             f"{first}, of {stats['p50_ms']} ms p50: the read alone is {read_ms} ms, the "
-            f"access-log write it waits for (insert with fsync, run alongside the read) "
+            f"access-log write it waits for (synced to the access journal, run alongside the "
+            "read) "
             f"{write_ms} ms; chDB, {parts} active timeline parts after merging the "
             f"{loaded_parts} the bulk load left (OPTIMIZE FINAL, {round(settle_s)} s, standing "
             "in for hours of background merges); own time: " + "; ".join(frames[kind])

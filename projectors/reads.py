@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ingest.schema import Lane, RawEvent, TimelineEvent
+from projectors.access_writer import AccessWriter
 from projectors.clients import ClientPool
 from projectors.retention import RetentionPolicy
 from projectors.rows import (
@@ -87,7 +88,13 @@ class StoreReads:
     """Read side of ``Store``; kept apart so each module stays about one thing."""
 
     _pool: ClientPool
+    _access: AccessWriter
     policy: RetentionPolicy
+
+    def flush_access(self) -> None:
+        """Make every access-log entry written so far visible to SQL on ``access_log`` (the
+        embedded engine journals entries first; see ``projectors.access_writer``)."""
+        self._access.flush()
 
     def _rows(self, sql: str, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
         with self._pool.client() as client:
@@ -298,6 +305,7 @@ class StoreReads:
 
     def access_log(self, query: AccessLogQuery) -> list[AccessRecord]:
         """Access-log entries matching the filters, oldest first, after ``query.after``."""
+        self.flush_access()
         where, params = self._access_where(query)
         if query.after is not None:
             where += f" AND (at, entry_id) > ({{after_ts:{_TS}}}, {{after_id:String}})"
@@ -310,11 +318,13 @@ class StoreReads:
 
     def count_access_log(self, query: AccessLogQuery) -> int:
         """How many access-log entries match the filters (ignores page position)."""
+        self.flush_access()
         where, params = self._access_where(query)
         return int(self._rows(f"SELECT count() FROM access_log WHERE {where}", params)[0][0])  # noqa: S608
 
     def counts(self) -> StoreCounts:
         """Distinct records per table, counted the way reads deduplicate."""
+        self.flush_access()
         sql = (
             "SELECT (SELECT uniqExact(event_id) FROM timeline_events),"
             " (SELECT uniqExact(trace_id, event_id) FROM trace_index),"

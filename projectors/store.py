@@ -6,20 +6,22 @@ statement goes through clickhouse-connect, nothing here knows which backend answ
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 from ingest.schema import RawEvent, TimelineEvent
 from projectors import audit_chain, retention
 from projectors import cluster as cluster_schema
 from projectors import migrate as migrations
+from projectors.access_writer import AccessWriter, DirectWriter, journaled_writer, release
 from projectors.blocks import ColumnBlock, raw_block, timeline_block
-from projectors.clients import ClientPool, safe_url
+from projectors.clients import ClientPool, is_chdb, safe_url
 from projectors.reads import StoreReads
 from projectors.restricted import RestrictedStore
 from projectors.retention import RetentionPolicy, TtlStatus
@@ -42,15 +44,6 @@ _MERGED_TABLES = (
 )
 
 
-@dataclass(slots=True)
-class _PendingAccess:
-    """An access-log entry waiting for a group commit, and how that commit went."""
-
-    entry: dict[str, Any]
-    done: bool = False
-    error: BaseException | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class MigrationReport:
     """What ``Store.migrate`` changed: migrations applied and tables whose TTL was reset."""
@@ -66,18 +59,30 @@ class Store(StoreReads, RestrictedStore):
     ``with``); on chDB only one path can be open per process, so close before opening another.
     """
 
-    def __init__(self, pool: ClientPool, policy: RetentionPolicy) -> None:
+    def __init__(
+        self, pool: ClientPool, policy: RetentionPolicy, access: AccessWriter | None = None
+    ) -> None:
         self._pool = pool
         self.policy = policy
-        self._access_lock = threading.Lock()
-        self._access_pending: list[_PendingAccess] = []
-        self._access_pending_lock = threading.Lock()
-        self._access_seq = 0  # highest seq this process has seen; seqs only grow
+        self._access = access or DirectWriter(pool.client)
 
     @classmethod
     def open(cls, url: str, policy: RetentionPolicy | None = None, *, pool_size: int = 4) -> Store:
-        """Connect to ``url`` (``chdb:///path`` or ``http(s)://...``); does not migrate."""
-        return cls(ClientPool(url, size=pool_size), policy or RetentionPolicy())
+        """Connect to ``url`` (``chdb:///path`` or ``http(s)://...``); does not migrate.
+
+        On chDB the access log is journaled beside the data directory
+        (``projectors.access_writer``); on a server it is inserted directly.
+        """
+        pool = ClientPool(url, size=pool_size)
+        directory = urlsplit(url).path if is_chdb(url) else ""
+        if directory in ("", "/"):  # a server, or chDB in memory: nothing to journal beside
+            return cls(pool, policy or RetentionPolicy())
+        try:
+            access = journaled_writer(url, Path(directory))
+        except BaseException:
+            pool.close()
+            raise
+        return cls(pool, policy or RetentionPolicy(), access)
 
     @property
     def url(self) -> str:
@@ -85,8 +90,12 @@ class Store(StoreReads, RestrictedStore):
         return safe_url(self._pool.url)
 
     def close(self) -> None:
-        """Close all connections (releases the chDB path)."""
-        self._pool.close()
+        """Store what the access log still holds, close all connections (releases the chDB
+        path)."""
+        try:
+            release(self._access)
+        finally:
+            self._pool.close()
 
     def __enter__(self) -> Self:
         return self
@@ -203,15 +212,13 @@ class Store(StoreReads, RestrictedStore):
         details: Mapping[str, Any] | None = None,
     ) -> AccessRecord:
         """Record that ``actor`` read (or replayed) a record. The only way rows reach
-        ``access_log``. Returns once the entry is stored (inserted with fsync).
+        ``access_log``. Returns once the entry is durable: inserted with fsync on a server,
+        synced to the access journal on chDB (``projectors.access_writer``).
 
-        Each entry is chained to the previous one by hash (``projectors.audit_chain``); the
-        lock around "read the head, insert the next" keeps concurrent writers of this process
-        on one unbroken chain. Writes are group-committed: a caller that finds the lock taken
-        queues its entry, and whoever takes the lock next chains and inserts every queued
-        entry in one statement (one part, one fsync), so concurrent readers share a write
-        instead of queueing one write each. Nobody returns before the insert that holds its
-        entry has returned. ``details`` (replays, re-drives) is stored as canonical JSON.
+        Each entry is chained to the previous one by hash (``projectors.audit_chain``) under
+        one lock, so concurrent writers of this process stay on one unbroken chain. Writes are
+        group-committed: concurrent readers share one write instead of queueing one each.
+        ``details`` (replays, re-drives) is stored as canonical JSON.
         """
         record = AccessRecord(
             entry_id=uuid.uuid4().hex,
@@ -225,56 +232,13 @@ class Store(StoreReads, RestrictedStore):
         )
         entry: dict[str, Any] = dict(zip(ACCESS_LOG_COLUMNS, record.columns(), strict=True))
         entry["details"] = audit_chain.canonical_details(details)
-        pending = _PendingAccess(entry)
-        with self._access_pending_lock:
-            self._access_pending.append(pending)
-        with self._access_lock:
-            if not pending.done:
-                with self._access_pending_lock:
-                    batch, self._access_pending = self._access_pending, []
-                try:
-                    self._append_access([p.entry for p in batch])
-                except BaseException as exc:
-                    for queued in batch:
-                        queued.error = exc
-                    raise
-                finally:
-                    for queued in batch:
-                        queued.done = True
-        if pending.error is not None:
-            raise RuntimeError("the access-log entry was not stored") from pending.error
+        self._access.log(entry)
         return record
-
-    def _append_access(self, entries: list[dict[str, Any]]) -> None:
-        """Chain ``entries`` after the stored head and insert them (caller holds the lock)."""
-        names = list(audit_chain.CHAIN_COLUMNS)
-        with self._pool.client() as client:
-            # The head is the entry with the highest seq. Seqs only grow, so looking from the
-            # highest one this process has seen finds the same entry as a scan of the whole
-            # log; the full scan remains the fallback (first write, or entries deleted).
-            head = client.query(
-                "SELECT seq, hash FROM access_log WHERE seq >= {floor:UInt64} "
-                "ORDER BY seq DESC LIMIT 1",
-                parameters={"floor": max(1, self._access_seq)},
-            ).result_rows
-            if not head and self._access_seq > 1:
-                head = client.query(
-                    "SELECT seq, hash FROM access_log WHERE seq > 0 ORDER BY seq DESC LIMIT 1"
-                ).result_rows
-            seq, prev_hash = (int(head[0][0]), str(head[0][1])) if head else (0, "")
-            rows = []
-            for entry in entries:
-                seq += 1
-                entry.update(seq=seq, prev_hash=prev_hash)
-                entry["hash"] = prev_hash = audit_chain.entry_hash(entry)
-                rows.append([entry[n] for n in names])
-            client.insert("access_log", rows, column_names=names)
-        self._access_seq = seq
 
     def verify_access_chain(self) -> audit_chain.ChainReport:
         """Check the access-log hash chain; the report names the first broken entry."""
         cols = ", ".join(audit_chain.CHAIN_COLUMNS)
-        with self._access_lock, self._pool.client() as client:
+        with self._access.quiet(), self._pool.client() as client:
             unchained = int(client.command("SELECT count() FROM access_log WHERE seq = 0"))
             rows = client.query(
                 f"SELECT {cols} FROM access_log WHERE seq > 0 ORDER BY seq, entry_id"  # noqa: S608

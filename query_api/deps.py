@@ -134,9 +134,10 @@ class Audit:
     ) -> T:
         """Run ``read(*args, **kwargs)`` while the entry is written; answer once both are done.
 
-        The read does not wait for the write (the write's fsync is the slow part), but nothing
-        is returned, and no error is raised from the read, before the entry is stored: if the
-        write fails, its error is what the caller gets (no entry, no answer).
+        The read does not wait for the write (on a server the write's fsync'd insert is the
+        slow part), but nothing is returned, and no error is raised from the read, before the
+        entry is durable: if the write fails, its error is what the caller gets (no entry, no
+        answer).
         """
         entry = asyncio.ensure_future(run_in_threadpool(self.record, record_kind, record_id))
         try:

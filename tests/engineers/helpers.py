@@ -76,5 +76,7 @@ def post_json(client: TestClient, path: str, body: Any, headers: dict[str, str])
 
 
 def stored_rows(store: Store, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
-    """Rows of a query straight from the engine (row counts that reads would deduplicate)."""
+    """Rows of a query straight from the engine (row counts that reads would deduplicate),
+    after every access-log entry written so far is stored."""
+    store.flush_access()
     return list(store._rows(sql, params or {}))

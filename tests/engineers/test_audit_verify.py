@@ -4,6 +4,7 @@ single entry make ``safetrail audit verify`` fail and name that entry."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,13 @@ from projectors.store import Store
 from safetrail.cli import app as cli
 from tests.api.conftest import HMAC_KEY
 from tests.engineers.helpers import stored_rows
+from tests.store_fixtures import open_store
 
 
 @pytest.fixture
-def store(timeline_store: Store) -> Store:
-    """The module's store with a fresh log: 40 entries written by 8 threads at once."""
-    stored_rows(timeline_store, "TRUNCATE TABLE access_log")
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A fresh store whose log holds 40 entries written by 8 threads at once."""
+    timeline_store = open_store(tmp_path / "store")
 
     def write(worker: int) -> None:
         for n in range(5):
@@ -39,7 +41,10 @@ def store(timeline_store: Store) -> Store:
         t.start()
     for t in threads:
         t.join()
-    return timeline_store
+    try:
+        yield timeline_store
+    finally:
+        timeline_store.close()
 
 
 def _verify(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Result:
