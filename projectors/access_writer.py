@@ -2,12 +2,13 @@
 
 Every view waits for its entry, so this write sits on every read's path. Two writers:
 
-* ``DirectWriter`` (ClickHouse servers): chains each group of entries after the stored head
-  and inserts it (``distributed_foreground_insert``, fsync on the server). API replicas stay
-  stateless.
-* ``JournaledWriter`` (the embedded engine): chains the group after the head it holds and
-  appends it to a journal file beside the chDB directory with one ``fdatasync`` (≈0.3 ms
-  here, where an fsync'd insert creates a new part: ≈15 ms), then answers. A shipper thread
+* ``DirectWriter`` (ClickHouse servers): chains each group of entries on the writer's own
+  named chain and inserts it (``distributed_foreground_insert``, fsync on the server). API
+  replicas stay stateless, and several of them never fork one chain.
+* ``JournaledWriter`` (the embedded engine): chains the group on the unnamed chain after the
+  head it holds and appends it to a journal file beside the chDB directory with one
+  ``fdatasync`` (≈0.3 ms here, where an fsync'd insert creates a new part: ≈15 ms), then
+  answers. A shipper thread
   inserts journaled entries into ``access_log`` in batches (every ``SHIP_SECONDS``) and
   empties the journal once everything in it is stored. The journal lives on the same disk as
   the chDB data, so an entry is exactly as durable as a stored row would be. After a crash the
@@ -23,7 +24,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -109,8 +112,12 @@ def _chain(entries: list[dict[str, Any]], seq: int, prev_hash: str) -> tuple[int
 
 
 def _stored_head(client: Any, floor: int = 1) -> tuple[int, str]:
-    """The stored entry with the highest seq, looking from ``floor`` up first."""
-    sql = "SELECT seq, hash FROM access_log WHERE seq >= {floor:UInt64} ORDER BY seq DESC LIMIT 1"
+    """The stored entry of the unnamed chain with the highest seq, looking from ``floor`` up
+    first (a minmax index on seq skips the parts below it)."""
+    sql = (
+        "SELECT seq, hash FROM access_log WHERE chain = '' AND seq >= {floor:UInt64} "
+        "ORDER BY seq DESC LIMIT 1"
+    )
     head = client.query(sql, parameters={"floor": max(1, floor)}).result_rows
     if not head and floor > 1:
         head = client.query(sql, parameters={"floor": 1}).result_rows
@@ -121,22 +128,29 @@ def _insert(client: Any, entries: Sequence[Mapping[str, Any]]) -> None:
     client.insert("access_log", [[e[n] for n in _NAMES] for e in entries], column_names=_NAMES)
 
 
-class DirectWriter(AccessWriter):
-    """Each group is chained after the stored head and inserted before anyone returns."""
+def chain_name() -> str:
+    """A name no other writer uses: host, process and a random part."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
 
-    def __init__(self, client: Callable[[], Any]) -> None:
+
+class DirectWriter(AccessWriter):
+    """Each group is chained on this writer's own named chain and inserted before anyone
+    returns. The chain starts at seq 1 with this writer, so its head never has to be read
+    back: no other process writes to it."""
+
+    def __init__(self, client: Callable[[], Any], chain: str | None = None) -> None:
         super().__init__()
         self._client = client  # a context manager factory: ``ClientPool.client``
-        self._seq = 0  # highest seq this process has seen; seqs only grow
+        self.chain = chain or chain_name()
+        self._head: tuple[int, str] = (0, "")
 
     def _commit(self, entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            entry["chain"] = self.chain
+        head = _chain(entries, *self._head)
         with self._client() as client:
-            # Looking from the highest seq this process has seen finds the same head as a scan
-            # of the whole log; the full scan remains the fallback (entries deleted).
-            seq, prev_hash = _stored_head(client, self._seq)
-            seq, _ = _chain(entries, seq, prev_hash)
             _insert(client, entries)
-        self._seq = seq
+        self._head = head
 
 
 class Journal:
@@ -228,6 +242,8 @@ class JournaledWriter(AccessWriter):
 
     def _commit(self, entries: list[dict[str, Any]]) -> None:
         seq, prev_hash = self._ready()
+        for entry in entries:
+            entry["chain"] = audit_chain.UNNAMED
         head = _chain(entries, seq, prev_hash)
         self._journal.append(entries)
         self._head = head

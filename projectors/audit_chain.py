@@ -10,10 +10,13 @@ after an edit breaks nothing only if every later entry is rewritten too, which i
 hash printed by ``safetrail audit verify`` is worth copying somewhere else (a ticket, a chat)
 now and then: a later head must extend it.
 
-Writers append through ``Store.log_access`` only, which holds a lock around "read the last
-entry, insert the next", so threads of one process always extend the chain in order. Several
-processes writing to one ClickHouse server would each need that lock to be shared; the
-embedded engine allows only one process anyway.
+Writers append through ``Store.log_access`` only, which chains under one lock, so threads of
+one process always extend their chain in order (``projectors.access_writer``). A lock cannot
+span processes, so every process writing to a ClickHouse server (API replicas, replays) keeps
+a chain of its own, named in ``chain`` (host, process, a random part) and numbered from 1;
+the embedded engine's single process keeps the unnamed chain. Verification checks each chain.
+What a chain cannot show is the removal of its own newest entries, or of a whole chain: the
+heads ``safetrail audit verify`` prints are what to copy elsewhere.
 """
 
 from __future__ import annotations
@@ -29,7 +32,17 @@ import orjson
 from projectors.rows import ACCESS_LOG_COLUMNS, micros
 
 # The access-log columns, with the chain's own around them: same names, same order.
-CHAIN_COLUMNS: tuple[str, ...] = ("seq", *ACCESS_LOG_COLUMNS, "details", "prev_hash", "hash")
+CHAIN_COLUMNS: tuple[str, ...] = (
+    "chain",
+    "seq",
+    *ACCESS_LOG_COLUMNS,
+    "details",
+    "prev_hash",
+    "hash",
+)
+# The chain of the embedded engine's single writer (and of every entry from before chains had
+# names): its entries are hashed without the ``chain`` key, exactly as they always were.
+UNNAMED = ""
 
 
 def canonical_details(details: Mapping[str, Any] | None) -> str:
@@ -40,8 +53,11 @@ def canonical_details(details: Mapping[str, Any] | None) -> str:
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of the canonical serialisation of an entry (every column but ``hash``)."""
+    """SHA-256 (hex) of the canonical serialisation of an entry (every column but ``hash``;
+    ``chain`` only when the entry belongs to a named chain)."""
     body: dict[str, Any] = {name: entry[name] for name in CHAIN_COLUMNS if name != "hash"}
+    if body["chain"] == UNNAMED:
+        del body["chain"]
     at = body["at"]
     body["at"] = micros(at) if isinstance(at, datetime) else int(at)
     body["seq"] = int(body["seq"])
@@ -51,25 +67,26 @@ def entry_hash(entry: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class BrokenLink:
-    """The first entry where the chain does not hold, and why."""
+    """The first entry where a chain does not hold, and why."""
 
+    chain: str
     seq: int
     entry_id: str
     problem: str
 
     def describe(self) -> str:
         """One line naming the record and the problem."""
-        return f"entry seq={self.seq} entry_id={self.entry_id}: {self.problem}"
+        where = f"chain {self.chain} " if self.chain else ""
+        return f"{where}entry seq={self.seq} entry_id={self.entry_id}: {self.problem}"
 
 
 @dataclass(frozen=True, slots=True)
 class ChainReport:
-    """Result of checking the chain from its first entry to its head."""
+    """Result of checking every chain from its first entry to its head."""
 
     checked: int
     unchained: int
-    head_seq: int
-    head_hash: str
+    heads: dict[str, tuple[int, str]]  # chain -> (head seq, head hash), for the chains checked
     broken: BrokenLink | None
 
     @property
@@ -79,15 +96,21 @@ class ChainReport:
 
 
 def verify_rows(rows: Iterable[Sequence[Any]], unchained: int = 0) -> ChainReport:
-    """Check rows in CHAIN_COLUMNS order, sorted by ``seq``; stop at the first broken entry.
+    """Check rows in CHAIN_COLUMNS order, sorted by ``chain`` then ``seq``; stop at the first
+    broken entry.
 
-    An entry is broken when its stored hash differs from the recomputed one (edited), when
-    its ``prev_hash`` differs from the previous entry's hash or its ``seq`` skips numbers
-    (an entry before it was deleted), or when two entries share a ``seq``.
+    Within its chain an entry is broken when its stored hash differs from the recomputed one
+    (edited), when its ``prev_hash`` differs from the previous entry's hash or its ``seq``
+    skips numbers (an entry before it was deleted), or when two entries share a ``seq``.
     """
-    expected_seq, prev_hash, checked = 1, "", 0
+    heads: dict[str, tuple[int, str]] = {}
+    checked = 0
+    chain: str | None = None
+    expected_seq, prev_hash = 1, ""
     for row in rows:
         entry = dict(zip(CHAIN_COLUMNS, row, strict=True))
+        if entry["chain"] != chain or chain is None:
+            chain, expected_seq, prev_hash = str(entry["chain"]), 1, ""
         seq, entry_id = int(entry["seq"]), str(entry["entry_id"])
         problem = None
         if seq < expected_seq:
@@ -100,8 +123,8 @@ def verify_rows(rows: Iterable[Sequence[Any]], unchained: int = 0) -> ChainRepor
         elif entry_hash(entry) != entry["hash"]:
             problem = "content does not match its hash (the entry was edited)"
         if problem is not None:
-            broken = BrokenLink(seq, entry_id, problem)
-            return ChainReport(checked, unchained, expected_seq - 1, prev_hash, broken)
+            return ChainReport(checked, unchained, heads, BrokenLink(chain, seq, entry_id, problem))
         checked += 1
         expected_seq, prev_hash = seq + 1, str(entry["hash"])
-    return ChainReport(checked, unchained, expected_seq - 1, prev_hash, None)
+        heads[chain] = (seq, prev_hash)
+    return ChainReport(checked, unchained, heads, None)

@@ -241,6 +241,7 @@ class Store(StoreReads, RestrictedStore):
         with self._access.quiet(), self._pool.client() as client:
             unchained = int(client.command("SELECT count() FROM access_log WHERE seq = 0"))
             rows = client.query(
-                f"SELECT {cols} FROM access_log WHERE seq > 0 ORDER BY seq, entry_id"  # noqa: S608
+                f"SELECT {cols} FROM access_log WHERE seq > 0 "  # noqa: S608
+                "ORDER BY chain, seq, entry_id"
             ).result_rows
         return audit_chain.verify_rows(rows, unchained)

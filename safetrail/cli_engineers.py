@@ -191,7 +191,10 @@ def verify_cmd() -> None:
     if report.broken is not None:
         typer.echo(f"BROKEN after {report.checked} intact entries: {report.broken.describe()}")
         raise typer.Exit(1)
-    typer.echo(f"OK: {report.checked} entries; head seq={report.head_seq} hash={report.head_hash}")
+    chains = len(report.heads)
+    typer.echo(f"OK: {report.checked} entries in {chains} chain{'' if chains == 1 else 's'}")
+    for chain, (seq, head) in sorted(report.heads.items()):
+        typer.echo(f"  chain {chain or '(embedded)'}: head seq={seq} hash={head}")
 
 
 def dead_letters_list_cmd(

@@ -3,13 +3,17 @@ single entry make ``safetrail audit verify`` fail and name that entry."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 from typer.testing import CliRunner, Result
 
+from projectors.access_writer import DirectWriter
 from projectors.audit_chain import entry_hash
 from projectors.store import Store
 from safetrail.cli import app as cli
@@ -103,7 +107,8 @@ def test_when_an_entry_is_edited_and_rehashed_then_the_next_entry_is_named(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cols = (
-        "seq, entry_id, at, actor, role, route, record_kind, record_id, reason, details, prev_hash"
+        "chain, seq, entry_id, at, actor, role, route, record_kind, record_id, reason, details, "
+        "prev_hash"
     )
     row = stored_rows(store, f"SELECT {cols} FROM access_log WHERE seq = 20")[0]  # noqa: S608
     forged = dict(zip(cols.split(", "), row, strict=True))
@@ -117,3 +122,79 @@ def test_when_an_entry_is_edited_and_rehashed_then_the_next_entry_is_named(
     assert result.exit_code == 1
     assert f"seq=21 entry_id={_entry(store, 21)}" in result.output
     assert "prev_hash does not match" in result.output
+
+
+def test_when_two_api_replicas_write_at_once_then_each_keeps_its_own_intact_chain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two writers on one ClickHouse (API replicas): a lock in one cannot order the other, so
+    # each chains on its own named chain; a deletion in either is still found.
+    base = open_store(tmp_path / "store")
+    replicas = [
+        Store(base._pool, base.policy, DirectWriter(base._pool.client))  # noqa: SLF001
+        for _ in range(2)
+    ]
+
+    def write(replica: Store, worker: int) -> None:
+        for n in range(10):
+            replica.log_access(
+                actor=f"agent{worker}",
+                role="support",
+                route="/v1/traces/{trace_id}",
+                record_kind="trace",
+                record_id=f"tr_{worker}_{n}",
+            )
+
+    threads = [threading.Thread(target=write, args=(replicas[w % 2], w)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        report = base.verify_access_chain()
+        assert report.ok, report.broken
+        assert report.checked == 60
+        names = {r._access.chain for r in replicas}  # type: ignore[attr-defined]  # noqa: SLF001
+        assert set(report.heads) == names
+        assert all(seq == 30 for seq, _ in report.heads.values())
+        result = _verify(base, tmp_path, monkeypatch)
+        assert result.exit_code == 0, result.output
+        assert "OK: 60 entries in 2 chains" in result.output
+
+        victim = sorted(names)[1]
+        _mutate(
+            base,
+            f"ALTER TABLE access_log DELETE WHERE chain = '{victim}' AND seq = 7",
+        )
+        result = _verify(base, tmp_path, monkeypatch)
+        assert result.exit_code == 1
+        assert f"chain {victim} entry seq=8" in result.output
+        assert "seq 7 before it is missing" in result.output
+    finally:
+        base.close()
+
+
+def test_when_an_entry_is_on_the_embedded_chain_then_its_hash_is_the_one_from_before_chains() -> (
+    None
+):
+    # Entries written before chains had names must still verify: the unnamed chain's hash body
+    # has no ``chain`` key.
+    entry = {
+        "chain": "",
+        "seq": 3,
+        "entry_id": "e3",
+        "at": datetime(2026, 11, 26, 10, 0, tzinfo=UTC),
+        "actor": "agent",
+        "role": "support",
+        "route": "/v1/traces/{trace_id}",
+        "record_kind": "trace",
+        "record_id": "tr_1",
+        "reason": None,
+        "details": "",
+        "prev_hash": "ab" * 32,
+    }
+    before = {k: v for k, v in entry.items() if k != "chain"}
+    before["at"] = 1_795_687_200_000_000  # microseconds since the epoch
+    legacy = hashlib.sha256(orjson.dumps(before, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    assert entry_hash(entry) == legacy
+    assert entry_hash({**entry, "chain": "api-0/1/abc"}) != legacy
