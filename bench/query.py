@@ -101,7 +101,7 @@ def fill(store: Store, events: int, chunk: int = 2_000_000) -> float:
 def settle(store: Store) -> float:
     """Merge what the bulk load left, as background merges do over the hours after a load.
 
-    Month partitions of the timeline are merged two at a time (one per core); the trace index
+    Partitions of the timeline are merged two at a time (one per core); the trace index
     and the lookup table after. Returns the seconds it took.
     """
     client = store._pool  # noqa: SLF001 - maintenance statements on the bench's own engine

@@ -20,8 +20,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
 
-# Settings applied to every statement. Services may send events spread over many months;
-# one part per month is fine, an insert that fails because a batch spans >100 months is not.
+# Settings applied to every statement. Services may send events spread over many days or
+# years; one part per partition is fine, an insert that fails because a batch spans more than
+# 100 partitions (daily raw tables) is not.
 SESSION_SETTINGS: dict[str, Any] = {"throw_on_max_partitions_per_insert_block": 0}
 
 

@@ -13,7 +13,9 @@ answered by one shard and re-sent events meet their earlier copy there, where
 when their engine deduplicates by it, else at random. Materialized views are created ``ON
 CLUSTER``, read the ``_local`` table (they fire on the shard an insert lands on) and write to the
 ``_local`` target. ``ALTER``s apply to ``t_local``; column changes also to ``t``, whose columns
-were copied from ``t_local`` when it was created.
+were copied from ``t_local`` when it was created. A table moved to a new layout (copy, then
+``EXCHANGE TABLES``) is copied once through the Distributed tables and its ``_local`` tables
+are exchanged on every node.
 
 The transformation is a pure function of the statement text, so every migration file, present
 or future, gets its cluster form without a second copy of the schema.
@@ -41,6 +43,8 @@ _CREATE_VIEW = re.compile(
 )
 _ALTER = re.compile(r"^ALTER\s+TABLE\s+(\w+)\s+(.*)$", re.I | re.S)
 _DROP = re.compile(r"^DROP\s+TABLE\s+(IF\s+EXISTS\s+)?(\w+)$", re.I)
+_EXCHANGE = re.compile(r"^EXCHANGE\s+TABLES\s+(\w+)\s+AND\s+(\w+)$", re.I)
+_COPY = re.compile(r"^INSERT\s+INTO\s+(\w+)\s+SELECT\s+\*\s+FROM\s+(\w+)$", re.I)
 _ENGINE = re.compile(r"\bENGINE\s*=\s*(\w+)", re.I)
 _ORDER_BY = re.compile(r"\bORDER\s+BY\s+", re.I)
 _COLUMN_COMMAND = re.compile(r"^(ADD|DROP|MODIFY|RENAME|COMMENT)\s+COLUMN\b", re.I)
@@ -74,6 +78,13 @@ def cluster_ddl(sql: str, cluster: str, database: str) -> list[str]:
         return [f"{statement[: match.end(3)]} {on}{statement[match.end(3) :]}"]
     if match := _ALTER.match(statement):
         return _alter(match[1], match[2], on)
+    if match := _EXCHANGE.match(statement):
+        # The Distributed tables keep naming their ``_local`` tables, which change places.
+        return [f"EXCHANGE TABLES {match[1]}{LOCAL_SUFFIX} AND {match[2]}{LOCAL_SUFFIX} {on}"]
+    if _COPY.match(statement):
+        # A copy between two tables runs once, through their Distributed tables: every shard is
+        # read and each row goes to the shard its sharding key names, as any insert does.
+        return [statement]
     if match := _DROP.match(statement):
         exists, name = match[1] or "", match[2]
         return [

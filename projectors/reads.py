@@ -3,8 +3,9 @@
 Deduplication is ``ORDER BY event_id, ingested_at DESC LIMIT 1 BY event_id`` over the rows the
 filter selects: the newest version of each event wins, exactly what ReplacingMergeTree keeps
 after merges, but correct before merges run. Unlike ``FINAL`` it dedupes by ``event_id`` even
-across sort keys and partitions, and it still lets the customer and job projections serve the
-read (``FINAL`` reads the base table).
+across sort keys and partitions, and it still lets the customer projection serve the
+read (``FINAL`` reads the base table). The trace and job views, which read a handful of rows,
+pick the newest version of each event in Python instead (same rule, one stage less).
 
 Timeline reads also filter ``occurred_at >= now - retention``, so an answer honours retention
 exactly even while TTL merges have not removed old rows yet.
@@ -132,9 +133,26 @@ class StoreReads:
         return self._timeline(where, {"trace_id": trace_id, "since": self._cutoff(now)})
 
     def job_events(self, job_id: str, *, now: datetime | None = None) -> list[TimelineEvent]:
-        """Events naming a job (its own and the request that enqueued it), oldest first."""
-        where = f"job_id = {{job_id:String}} AND occurred_at >= {{since:{_TS}}}"
-        return self._timeline(where, {"job_id": job_id, "since": self._cutoff(now)})
+        """Events naming a job (its own and the request that enqueued it), oldest first.
+
+        The job's traces come from ``trace_index``; the timeline is read by ``trace_id``, its
+        sorting key (see ``_job_traces``).
+        """
+        traces = self._job_traces(job_id)
+        if not traces:
+            return []
+        where = (
+            "trace_id IN {traces:Array(String)} AND job_id = {job_id:String} "
+            f"AND occurred_at >= {{since:{_TS}}}"
+        )
+        params = {"traces": traces, "job_id": job_id, "since": self._cutoff(now)}
+        return self._timeline(where, params)
+
+    def _job_traces(self, job_id: str) -> list[str]:
+        """The traces holding events that name ``job_id``: the trace index answers through its
+        ``by_job`` projection, so the timeline needs no copy of its rows sorted by job."""
+        sql = "SELECT DISTINCT trace_id FROM trace_index WHERE job_id = {job_id:String}"
+        return sorted(str(row[0]) for row in self._rows(sql, {"job_id": job_id}))
 
     def _index(self, where: str, params: dict[str, Any]) -> list[TraceIndexRow]:
         sql = (
@@ -145,22 +163,27 @@ class StoreReads:
         return sorted(rows, key=lambda r: (r.occurred_at, r.event_id))
 
     def _indexed_timeline(
-        self, where: str, params: dict[str, Any], now: datetime | None
+        self, where: str, params: dict[str, Any], now: datetime | None, *, by_trace: bool = False
     ) -> tuple[list[TimelineEvent], list[TraceIndexRow]]:
         """Live events matching ``where`` and their index rows, in two statements.
 
         Every stored event has an index row with the same ``occurred_at``, written by the
         insert that stored it (``trace_index_mv``). So the index rows (every version, before
         any merge folds them) bound the events' times, and the timeline read carries those
-        bounds: it opens only the partitions (months) that hold them instead of one range per
-        month of retention. Should an event the index calls live be missing from the bounded
-        read (a re-sent version with another time that merges already folded in the index),
-        the read is repeated without the bounds.
+        bounds: it opens only the parts whose time range holds them. Should an event the index
+        calls live be missing from the bounded read (a re-sent version with another time that
+        merges already folded in the index), the read is repeated without the bounds. With
+        ``by_trace`` the timeline read also names the traces of the index rows, so it is served
+        by the timeline's sorting key (a job's events: ``where`` alone would need a copy of the
+        timeline sorted by job).
         """
         sql = f"SELECT {', '.join(TRACE_INDEX_COLUMNS)} FROM trace_index WHERE {where}"  # noqa: S608
         versions = [TraceIndexRow.from_row(row) for row in self._rows(sql, params)]
         if not versions:
             return [], []
+        if by_trace:
+            where = f"trace_id IN {{traces:Array(String)}} AND {where}"
+            params = {**params, "traces": sorted({r.trace_id for r in versions})}
         index = sorted(
             {r.event_id: r for r in sorted(versions, key=lambda r: r.event_id)}.values(),
             key=lambda r: (r.occurred_at, r.event_id),
@@ -190,7 +213,9 @@ class StoreReads:
     ) -> tuple[list[TimelineEvent], list[TraceIndexRow]]:
         """``job_events`` and ``job_index`` of a job, read faster together; the events carry
         the columns the API's views show (``rows.VIEW_COLUMNS``)."""
-        return self._indexed_timeline("job_id = {job_id:String}", {"job_id": job_id}, now)
+        return self._indexed_timeline(
+            "job_id = {job_id:String}", {"job_id": job_id}, now, by_trace=True
+        )
 
     def trace_index(self, trace_id: str) -> list[TraceIndexRow]:
         """Every event ever accepted for a trace (ids only, regardless of retention)."""
