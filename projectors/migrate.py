@@ -24,6 +24,8 @@ from projectors.retention import RetentionPolicy
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _STATEMENT_END = re.compile(r";\s*(?:\n|$)")
+# A migration that moves stored rows (copy, then exchange) says so in a comment line.
+_OFFLINE = re.compile(r"^--\s*offline:", re.M)
 
 BOOTSTRAP = """
 CREATE TABLE IF NOT EXISTS schema_migrations
@@ -49,6 +51,11 @@ class Migration:
     version: int
     name: str
     template: str
+
+    @property
+    def offline(self) -> bool:
+        """True when the migration moves stored rows, so nothing may write while it runs."""
+        return bool(_OFFLINE.search(self.template))
 
     @property
     def checksum(self) -> str:
@@ -111,14 +118,25 @@ def apply_pending(
     migrations: list[Migration] | None = None,
     *,
     cluster: str | None = None,
+    offline: bool = True,
 ) -> list[str]:
     """Apply every migration not yet recorded; return the names applied (empty when current).
 
     With ``cluster``, statements run in their ``ON CLUSTER`` form and the ledger row is written
     through the Distributed table synchronously, so it is recorded once the insert returns.
+    Without ``offline`` a pending migration that moves stored rows is refused before anything
+    is applied: the caller may be one of several processes writing to the store.
     """
     todo = discover() if migrations is None else migrations
     done = applied_versions(client, cluster)
+    blocked = [m for m in todo if m.offline and m.version not in done]
+    if blocked and not offline:
+        first = blocked[0]
+        raise MigrationError(
+            f"migration {first.version:04d}_{first.name} moves stored rows and must run while "
+            "nothing writes to the store: stop every `safetrail serve`, `project` and `up` on "
+            "it, run `safetrail migrate`, then start them again"
+        )
     database = _database(client) if cluster is not None else ""
     insert_settings = None if cluster is None else {"insert_distributed_sync": 1}
     applied: list[str] = []

@@ -110,15 +110,24 @@ class Store(StoreReads, RestrictedStore):
 
     # --- schema -------------------------------------------------------------------------
 
-    def migrate(self, *, cluster: str | None = None) -> MigrationReport:
+    def migrate(
+        self, *, cluster: str | None = None, offline: bool | None = None
+    ) -> MigrationReport:
         """Apply pending migrations, then make every TTL match the retention policy.
 
         With ``cluster``, tables are created ``ON CLUSTER`` as replicated ``_local`` tables
         behind Distributed tables of the plain names (``projectors.cluster``); reads and writes
         are unchanged. Idempotent: a second call applies nothing and changes nothing.
+        Migrations that move stored rows run only with ``offline`` (``safetrail migrate``);
+        by default they do on chDB, where this process is the only writer, and are refused
+        with the reason on a server, where other processes may be writing.
         """
+        if offline is None:
+            offline = is_chdb(self._pool.url)
         with self._pool.client() as client:
-            applied = migrations.apply_pending(client, self.policy, cluster=cluster)
+            applied = migrations.apply_pending(
+                client, self.policy, cluster=cluster, offline=offline
+            )
             if cluster is None:
                 changed = retention.enforce(client, self.policy)
             else:

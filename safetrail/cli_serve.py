@@ -77,7 +77,7 @@ def migrate(
         raise typer.Exit(2)
     with Store.open(settings.effective_clickhouse_url, policy) as store:
         try:
-            report = store.migrate(cluster=cluster)
+            report = store.migrate(cluster=cluster, offline=True)
         except ClusterDdlError as exc:
             typer.echo(f"configuration error: {exc}", err=True)
             raise typer.Exit(2) from None

@@ -10,8 +10,9 @@
 --   second full copy of every row sorted by job is no longer read. Dropping it takes a sort and
 --   a part per insert off the write path and its bytes off the disk.
 --
--- The copy runs while nothing writes: `safetrail migrate`, or `serve`/`project`/`up` before
--- they take input. The materialized views are dropped around the copy (the copy must not
+-- offline: the copy runs while nothing writes. On a server, stop every `serve`, `project` and
+-- `up` and run `safetrail migrate` (they refuse to start with this migration pending); on
+-- chDB the one process that opens the store applies it before it takes input. The materialized views are dropped around the copy (the copy must not
 -- feed them twice) and created again on the new table. Run again after an interruption,
 -- it finishes the move; events copied twice are folded like any re-sent event.
 CREATE TABLE IF NOT EXISTS timeline_events_0007

@@ -7,11 +7,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
 from ingest.schema import TimelineEvent
-from projectors.migrate import apply_pending, discover
+from projectors.migrate import MigrationError, apply_pending, discover
 from projectors.reads import TimelineQuery
 from projectors.retention import RetentionPolicy
 from projectors.store import Store
+from safetrail.cli import app as cli
 from tests.store_fixtures import make_event, store_url
 
 NOW = datetime.now(UTC)
@@ -81,3 +85,25 @@ def test_when_the_timeline_moves_to_its_new_layout_then_every_event_and_answer_s
             f"ev_layout_{i:05d}" for i in range(420, 424)
         ]
         assert store.migrate().applied == []
+
+
+def test_when_rows_must_move_and_other_writers_may_exist_then_migrating_is_refused_first(
+    tmp_path: Path,
+) -> None:
+    # On a server several processes migrate at start; a copy-and-exchange must not race them
+    # or their inserts. ``offline=False`` is what those processes pass on a server.
+    policy = RetentionPolicy()
+    with Store.open(store_url(tmp_path), policy) as store:
+        with store._pool.client() as client:  # noqa: SLF001
+            apply_pending(client, policy, [m for m in discover() if m.version < 7])
+        store.insert_timeline(_events(0, 20))
+        with pytest.raises(MigrationError, match="0007_timeline_layout moves stored rows"):
+            store.migrate(offline=False)
+        assert _layout(store)[0] == "toYYYYMM(occurred_at)"  # nothing applied
+        assert [m.name for m in discover() if m.offline] == ["timeline_layout"]
+
+        result = CliRunner().invoke(
+            cli, ["migrate"], env={"SAFETRAIL_CLICKHOUSE_URL": store.url, "SAFETRAIL_DEMO": "1"}
+        )
+    assert result.exit_code == 0, result.output
+    assert "0007_timeline_layout" in result.output
