@@ -127,7 +127,7 @@ class Redactor:
         self.rules = rules
         self._key = hmac_key
         self._scanner = TextScanner()
-        self._cache: OperatorCache = {}
+        self._cache = OperatorCache()
         self._mac = hmac.new(hmac_key, digestmod=hashlib.sha256)
         self._tokens: dict[str, str] = {}
         # Per event type: its rule, the scanned type with its hits, its labels and lane (for
@@ -190,11 +190,11 @@ class Redactor:
 
     def redact(self, raw: RawEvent) -> TimelineEvent:
         """Redact, label and place one event on its lane; see the module docstring."""
-        return self._redact(raw, Walk(ApplyContext(self._scanner, self._key), self._cache, 0))
+        return self._redact(raw, Walk(self._scanner, self._key, self._cache, 0))
 
     def dropped_paths(self, raw: RawEvent) -> list[tuple[str, str]]:
         """``(path, why)`` for every ``data`` value the rules drop (``items[*].sku`` form)."""
-        walk = Walk(ApplyContext(self._scanner, self._key), self._cache, 0, explain=True)
+        walk = Walk(self._scanner, self._key, self._cache, 0, explain=True)
         self._redact(raw, walk)
         return list(walk.drops or [])
 
@@ -229,23 +229,26 @@ class Redactor:
 
     def _redact(self, raw: RawEvent, walk: Walk) -> TimelineEvent:
         rules = self.rules
-        event_type = raw.type
+        # A pydantic model keeps its field values in __dict__: reading them from there skips
+        # BaseModel's __getattr__ hook, which every attribute read of a model goes through.
+        envelope = raw.__dict__
+        event_type: str = envelope["type"]
         if rules is not self._types_of:
             self._types, self._types_of = {}, rules
         info = self._types.get(event_type)
         if info is None:
             info = self._type_info(event_type)
         rule, type_text, type_hits, label, retry_label, lane = info
-        found = walk.ctx.found
-        data = raw.data
+        found = walk.found
+        data = envelope["data"]
         if data:
             walk.max_fields = rules.defaults.max_fields
             walk.run(data, rule.root if rule is not None else None)
-        attempt = raw.attempt
+        attempt: int | None = envelope["attempt"]
         if rule is None:
             defaults = rules.defaults
-            if raw.actor:
-                lane = Lane(raw.actor)
+            if envelope["actor"]:
+                lane = Lane(envelope["actor"])
             label = defaults.customer_label if lane is Lane.CUSTOMER else defaults.system_label
         elif attempt is not None and attempt >= 2:
             label = retry_label
@@ -254,38 +257,38 @@ class Redactor:
         scan = self._scanner.scan
         # Envelope strings and ids are scanned too: a service may put anything in them.
         # (Ids are mostly plain prefixed ids: the check scan() starts with, done here first.)
-        source = raw.source
+        source: str = envelope["source"]
         if len(source) <= 128:  # always, for a validated event: bounded_scan inlined
             source = scan(source, found)
             if len(source) > 128:
                 source = source[:127].rstrip() + "…"
         else:
             source = bounded_scan(source, 128, self._scanner, found)
-        event_id = raw.event_id or raw.with_event_id().event_id or ""
-        subject = raw.subject  # attribute access: iterating a pydantic model is slow
-        customer_id, workspace_id = subject.customer_id, subject.workspace_id
-        order_id, job_id, request_id = subject.order_id, subject.job_id, subject.request_id
+        event_id: str = envelope["event_id"] or raw.with_event_id().event_id or ""
+        subject = envelope["subject"].__dict__
+        customer_id, workspace_id = subject["customer_id"], subject["workspace_id"]
+        order_id, job_id, request_id = subject["order_id"], subject["job_id"], subject["request_id"]
         if not (job_id and are_plain_ids(event_id, job_id)):  # both plain: nothing to scan
             if not is_plain_id(event_id):
                 event_id = scan(event_id, found)
             if job_id and not is_plain_id(job_id):
                 job_id = scan(job_id, found)
-        error = raw.error
+        error: ErrorInfo | None = envelope["error"]
         error_code = reason = None
         if error is not None:
             error_code = error.code and scan(error.code, found)
-            reason = self._reason(error, rule is not None, walk.ctx)
+            reason = self._reason(error, rule is not None, walk)
         # In the field order of TimelineEvent (see _timeline).
         values: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "event_id": event_id,
-            "trace_id": self._trace(raw.trace_id, found),
+            "trace_id": self._trace(envelope["trace_id"], found),
             "type": type_text,
             "label": label,
             "lane": lane,
-            "occurred_at": raw.occurred_at,
+            "occurred_at": envelope["occurred_at"],
             "source": source,
-            "status": raw.status,
+            "status": envelope["status"],
             "attempt": attempt,
             "error_code": error_code,
             "reason": reason,

@@ -85,13 +85,27 @@ class TypeRule:
         return self.labels.get(suffix, self.label)
 
 
-def _compile_type(pattern: str, spec: TypeRuleSpec) -> TypeRule:
+# Operators built so far in one compile, by name and validated params.
+_Operators = dict[tuple[str, bytes], Operator[Any]]
+
+
+def _operator(name: str, params: Mapping[str, Any], built: _Operators) -> Operator[Any]:
+    """One operator per distinct name and params: operators are pure, so rules that spell the
+    same one (``mask_email`` on ``signup.email`` and ``login.*.email``) can share it, and
+    with it the redactor's cached results for a customer's values that recur across them."""
+    operator = build_operator(name, params)
+    key = (name, orjson.dumps(operator.params.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS))
+    return built.setdefault(key, operator)
+
+
+def _compile_type(pattern: str, spec: TypeRuleSpec, built: _Operators) -> TypeRule:
     root = PathNode()
     for path, field_spec in spec.fields.items():
         node = root
         for segment in parse_path(path):
             node = node.child(segment)
-        node.rule = FieldRule(f"{pattern}:{path}", build_operator(field_spec.op, field_spec.params))
+        operator = _operator(field_spec.op, field_spec.params, built)
+        node.rule = FieldRule(f"{pattern}:{path}", operator)
     return TypeRule(pattern, spec.label, spec.lane, spec.labels, spec.retry_labels, root)
 
 
@@ -163,7 +177,8 @@ def compile_rules(
         errors.update(spec.errors)
         if spec.defaults is not None:
             defaults = spec.defaults
-    compiled = {pattern: _compile_type(pattern, spec) for pattern, spec in types.items()}
+    built: _Operators = {}
+    compiled = {pattern: _compile_type(pattern, spec, built) for pattern, spec in types.items()}
     exact = {p: r for p, r in compiled.items() if "*" not in p}
     globs = sorted(
         (r for p, r in compiled.items() if "*" in p), key=lambda r: _specificity(r.pattern)

@@ -19,22 +19,54 @@ import orjson
 
 from redaction_rules.operators import ApplyContext, Operator
 from redaction_rules.ruleset import FieldRule, PathNode
+from redaction_rules.scanners import TextScanner
 
 MAX_DEPTH = 32
 NO_RULE = "no rule"
 _CACHE_MAX_LEN = 256
 _CACHE_SIZE = 50_000
-# (operator, value[, type]) -> (output, emails/phones found); shared by one redactor's walks.
-CacheKey = tuple[Operator[Any], str] | tuple[Operator[Any], Any, type]
+# An operator's output and the emails/phones it found.
 CacheHit = tuple[str | None, tuple[str, ...]]
-OperatorCache = dict[CacheKey, CacheHit]
-_PLAIN = frozenset({int, float, bool, type(None)})
+# Scalars cached under (value, type). Floats are not: 0.0 == -0.0 would share a result.
+_PLAIN = frozenset({int, bool, type(None)})
 _JSON_START = "{["  # first characters of a JSON object or array
 _INDEX = re.compile(r"\[\d+\]")
 # Tuples, not ``dict | list``: a union is built anew and checked slowly on every call.
 _PARSED = (dict, list)
 _SEQUENCE = (list, tuple)
 _CONTAINER = (dict, list, tuple)
+
+
+class OperatorCache:
+    """Recent results of pure operators, shared by one redactor's walks: a table per operator,
+    keyed by the value itself for strings and by ``(value, type)`` for other scalars (so
+    ``True`` and ``1`` stay apart; a string never equals a tuple). A table per operator
+    spares building and hashing an ``(operator, value)`` key for every kept value.
+
+    Bounded: when ``_CACHE_SIZE`` results are held, all tables start afresh.
+    """
+
+    __slots__ = ("tables", "size")
+
+    def __init__(self) -> None:
+        self.tables: dict[Operator[Any], dict[Any, CacheHit]] = {}
+        self.size = 0
+
+    def table(self, operator: Operator[Any]) -> dict[Any, CacheHit]:
+        """The (possibly new) table of ``operator``."""
+        table = self.tables.get(operator)
+        if table is None:
+            table = self.tables[operator] = {}
+        return table
+
+    def add(self, table: dict[Any, CacheHit], key: Any, hit: CacheHit) -> None:
+        """Remember ``hit`` under ``key`` in ``table`` (one of this cache's tables)."""
+        if self.size >= _CACHE_SIZE:
+            for old in self.tables.values():
+                old.clear()
+            self.size = 0
+        table[key] = hit
+        self.size += 1
 
 
 def _json_container(text: str) -> Any:
@@ -65,15 +97,25 @@ def generic_path(path: str) -> str:
     return _INDEX.sub("[*]", path)
 
 
-class Walk:
-    """One event's walk. ``explain=True`` also records why each dropped value was dropped."""
+class Walk(ApplyContext):
+    """One event's walk, which is also the context its operators run in (one object to set
+    up per event instead of two). ``explain=True`` also records why each dropped value was
+    dropped."""
 
-    __slots__ = ("ctx", "cache", "max_fields", "fields", "field_rules", "dropped", "drops")
+    __slots__ = ("cache", "max_fields", "fields", "field_rules", "dropped", "drops")
 
     def __init__(
-        self, ctx: ApplyContext, cache: OperatorCache, max_fields: int, explain: bool = False
+        self,
+        scanner: TextScanner,
+        hmac_key: bytes,
+        cache: OperatorCache,
+        max_fields: int,
+        explain: bool = False,
     ) -> None:
-        self.ctx = ctx
+        # ApplyContext's fields, set here: its generated __init__ would be a second call.
+        self.scanner = scanner
+        self.hmac_key = hmac_key
+        self.found: list[str] = []
         self.cache = cache
         self.max_fields = max_fields
         self.fields: dict[str, str] = {}
@@ -103,7 +145,7 @@ class Walk:
 
     def _walk_object(self, obj: Mapping[str, Any], node: PathNode, prefix: str, depth: int) -> None:
         children, any_key = node.children, node.any_key
-        cache, fields, field_rules = self.cache, self.fields, self.field_rules
+        tables, fields, field_rules = self.cache.tables, self.fields, self.field_rules
         explain = self.drops is not None
         for key, value in obj.items():
             child = children.get(key)
@@ -130,25 +172,25 @@ class Walk:
                 continue
             # A single value: _apply inlined (results of pure operators are remembered).
             kind = type(value)
-            operator = rule.operator
             if kind is str:
                 if value and value[0] in _JSON_START:  # indexing: cheaper than value[:1]
                     self._visit(value, child, path, depth)
                     continue
-                cache_key: CacheKey = (operator, value)
+                cache_key: Any = value
             elif kind in _PLAIN:
-                cache_key = (operator, value, kind)
+                cache_key = (value, kind)
             else:
                 self._visit(value, child, path, depth)
                 continue
             if len(fields) >= self.max_fields:
                 self._drop(value, path, "too many fields in one event")
                 continue
-            hit = cache.get(cache_key)
+            table = tables.get(rule.operator)
+            hit = table.get(cache_key) if table is not None else None
             if hit is None:
-                hit = self._compute(operator, value, cache_key)
+                hit = self._compute(rule.operator, value, cache_key)
             elif hit[1]:
-                self.ctx.found.extend(hit[1])
+                self.found.extend(hit[1])
             text = hit[0]
             if text is None:
                 self._drop(value, path, f"drop rule {rule.rule_id}")
@@ -167,7 +209,8 @@ class Walk:
                 self._apply(value, rule, path)
             elif depth >= MAX_DEPTH:
                 self._drop(value, path, "nested too deep")
-            elif isinstance(value, dict) and node.has_keys:
+            # node.has_keys, inlined (a property call per nested object).
+            elif isinstance(value, dict) and (node.children or node.any_key is not None):
                 self._walk_object(value, node, path, depth + 1)
             elif isinstance(value, _SEQUENCE) and node.items is not None:
                 items, inner = node.items, depth + 1
@@ -183,17 +226,15 @@ class Walk:
         else:
             self._apply(value, rule, path)
 
-    def _compute(self, operator: Operator[Any], value: Any, key: CacheKey | None) -> CacheHit:
-        """Apply ``operator`` (a cache miss); remember the result if ``key`` may be cached."""
-        ctx = self.ctx
-        found = ctx.found
+    def _compute(self, operator: Operator[Any], value: Any, key: Any) -> CacheHit:
+        """Apply ``operator`` (a cache miss); remember the result under ``key`` (the value,
+        or ``(value, type)``) unless it is ``None`` (a container: never remembered)."""
+        found = self.found
         mark = len(found)
-        hit = (operator.apply(value, ctx), tuple(found[mark:]))
+        hit = (operator.apply(value, self), tuple(found[mark:]))
         # Long strings are not remembered: they rarely recur and would pin memory.
         if key is not None and (type(value) is not str or len(value) <= _CACHE_MAX_LEN):
-            if len(self.cache) >= _CACHE_SIZE:
-                self.cache.clear()
-            self.cache[key] = hit
+            self.cache.add(self.cache.table(operator), key, hit)
         return hit
 
     def _apply(self, value: Any, rule: FieldRule, path: str) -> None:
@@ -207,14 +248,15 @@ class Walk:
         # every event of their flows: remember recent results. (The type is part of the key
         # for non-strings so that True and 1 stay apart.)
         if kind is str:
-            key: CacheKey | None = (operator, value)
+            key: Any = value
         else:
-            key = (operator, value, kind) if kind in _PLAIN else None
-        hit = self.cache.get(key) if key is not None else None
+            key = (value, kind) if kind in _PLAIN else None
+        table = self.cache.tables.get(operator) if key is not None else None
+        hit = table.get(key) if table is not None else None
         if hit is None:
             hit = self._compute(operator, value, key)
         elif hit[1]:
-            self.ctx.found.extend(hit[1])
+            self.found.extend(hit[1])
         text = hit[0]
         if text is None:
             self._drop(value, path, f"drop rule {rule.rule_id}")

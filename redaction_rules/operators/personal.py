@@ -87,12 +87,21 @@ class MaskAddress(Operator[AddressParams]):
     params_model = AddressParams
     accepts_objects = True
 
+    def __init__(self, params: AddressParams) -> None:
+        super().__init__(params)
+        self._keep = tuple(key.lower() for key in params.keep)
+
     def apply(self, value: Any, ctx: ApplyContext) -> str | None:
-        if not isinstance(value, Mapping):
+        # Plain loops, not comprehensions: each comprehension is a function call, and an
+        # address object is never cached (only its two short parts are).
+        if type(value) is not dict and not isinstance(value, Mapping):
             return "[address withheld]" if value else ""
         lowered = {str(k).lower(): v for k, v in value.items()}
-        shown = [lowered.get(key.lower()) for key in self.params.keep]
-        parts = [ctx.scan(as_text(v), 64) for v in shown if isinstance(v, str) and v.strip()]
+        parts = []
+        for key in self._keep:
+            shown = lowered.get(key)
+            if isinstance(shown, str) and shown.strip():
+                parts.append(ctx.scan(shown, 64))
         return ", ".join(parts) if parts else "[address withheld]"
 
 
