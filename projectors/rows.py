@@ -144,16 +144,18 @@ def _event_from(names: Sequence[str], row: Sequence[Any]) -> TimelineEvent:
     columns not read stay unset and hold their defaults.
     """
     values = dict(zip(names, row, strict=True))
+    read = set(values)
     for name in _OPTIONAL_TEXT:
         values[name] = values[name] or None
     values["lane"] = Lane(values["lane"])
     values["occurred_at"] = utc(values["occurred_at"])
     values["fields"] = dict(values["fields"])
-    if "field_rules" in values:
-        values["field_rules"] = dict(values["field_rules"])
-    if "lookup_keys" in values:
-        values["lookup_keys"] = list(values["lookup_keys"])
-    return TimelineEvent.model_construct(**values)
+    # Columns with a default factory get their empty value here: for a missing one,
+    # model_construct inspects the factory's signature on every call (pydantic), which cost
+    # more than building the event. ``model_fields_set`` still names only the columns read.
+    values["field_rules"] = dict(values["field_rules"]) if "field_rules" in read else {}
+    values["lookup_keys"] = list(values["lookup_keys"]) if "lookup_keys" in read else []
+    return TimelineEvent.model_construct(read, **values)
 
 
 def timeline_from_row(row: Sequence[Any]) -> TimelineEvent:
