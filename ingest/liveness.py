@@ -89,7 +89,7 @@ class KafkaOffsets:
     def __init__(self, bootstrap: str, group: str, topic: str, timeout: float = 10.0) -> None:
         from confluent_kafka import Consumer  # noqa: PLC0415 - only in the worker
 
-        self.topic, self.timeout = topic, timeout
+        self.group, self.topic, self.timeout = group, topic, timeout
         self._consumer = Consumer(
             {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
         )

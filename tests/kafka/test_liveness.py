@@ -10,6 +10,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from ingest.liveness import KafkaOffsets, Offsets, OffsetSource, StallDetector, Watchdog
+from ingest.processor_app import build_watchdog
+from safetrail.settings import Settings
 from tests.kafka.helpers import create_topics, unique
 
 pytestmark = pytest.mark.kafka
@@ -166,3 +168,21 @@ def test_when_no_broker_answers_then_the_watchdog_never_fires() -> None:
     time.sleep(3)
     watchdog.stop()
     assert fired == []
+
+
+def test_when_a_worker_is_built_then_its_watchdog_watches_its_group_on_the_raw_topic() -> None:
+    settings = Settings(
+        demo=True,
+        kafka_bootstrap="127.0.0.1:1",
+        topic_raw="orders.raw",
+        processor_stall_seconds=40,
+    )
+    watchdog = build_watchdog(settings, "orders-processor")
+    source = watchdog._source_factory()  # noqa: SLF001
+    try:
+        assert isinstance(source, KafkaOffsets)
+        assert (source.group, source.topic) == ("orders-processor", "orders.raw")
+    finally:
+        source.close()
+    assert watchdog.detector.stall_seconds == 40
+    assert watchdog.interval == 5.0  # looks often enough to catch a stall within the time
