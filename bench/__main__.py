@@ -61,7 +61,7 @@ ROWS: tuple[Row, ...] = (
         None,
         True,
         "ev/s",
-        "=one chDB bulk insert per 5,000 events: fsync, 2 materialized views, 3 projections",
+        "=one chDB bulk insert per 5,000 events: fsync, 2 materialized views, 2 projections",
     ),
     ("Kafka path sustained", "kafka", "events_per_s", 20_000, True, "ev/s"),
     ("Kafka emit->queryable p50 @5k/s", "kafka", "latency_p50_ms", None, False, "ms"),
