@@ -108,7 +108,9 @@ def _mask_params(query: str, rescan: Rescan) -> str:
             scanned = rescan(decoded)
             if scanned != decoded:
                 out.append(f"{name}={scanned}")
-            elif normal_key(unquote_plus(name)) in PERSONAL_KEYS:
+            elif normal_key(unquote_plus(name) if "%" in name or "+" in name else name) in (
+                PERSONAL_KEYS
+            ):
                 out.append(f"{name}={REDACTED}")  # ?name=Maria+Santos: no detector finds names
             else:
                 out.append(pair)

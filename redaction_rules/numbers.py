@@ -128,12 +128,17 @@ def _mask_digits(piece: str, phones_allowed: bool, found: list[str]) -> str:
         return piece  # too short for a phone or a card
     # "+..." and "00..." announce a phone: look for phones before cards there.
     international = piece.lstrip().startswith(("+", "00"))
+    # Digits are counted again only after a step changed the piece (counting is per character).
     if phones_allowed and international:
-        piece = mask_phones(piece, digits, found)
-    if sum(map(str.isdigit, piece)) >= 13:
-        piece = _mask_cards(piece)
+        masked = mask_phones(piece, digits, found)
+        if masked != piece:
+            piece, digits = masked, sum(map(str.isdigit, masked))
+    if digits >= 13:
+        masked = _mask_cards(piece)
+        if masked != piece:
+            piece, digits = masked, sum(map(str.isdigit, masked))
     if phones_allowed and not international:
-        piece = mask_phones(piece, sum(map(str.isdigit, piece)), found)
+        piece = mask_phones(piece, digits, found)
     return piece
 
 
@@ -149,6 +154,8 @@ def _mask_piece(piece: str, glued_left: bool, glued_right: bool, found: list[str
         split = cuts[-1].start() if cuts else 0
         piece, tail = piece[:split], piece[split:]
     core = _mask_digits(piece, True, found) if piece else ""
+    if not head and not tail:
+        return core
     return _mask_digits(head, False, found) + core + _mask_digits(tail, False, found)
 
 
@@ -170,22 +177,31 @@ def _mask_run(text: str, start: int, end: int, found: list[str]) -> str:
     return "".join(out)
 
 
-def mask_numbers(text: str, found: list[str]) -> str:
-    """IBANs, cards, IPv4 addresses and phone numbers, found through runs of digits."""
+def mask_numbers(text: str, found: list[str], first: re.Match[str] | None = None) -> str:
+    """IBANs, cards, IPv4 addresses and phone numbers, found through runs of digits.
+
+    ``first`` is ``NUMBER_RUN.search(text)`` when the caller already ran it (its pre-check).
+    """
     out: list[str] = []
     last = 0
-    for match in NUMBER_RUN.finditer(text):
+    # Runs as finditer gives them (each search goes on from the previous run's end), with
+    # plain searches: finditer's scanner object cost more than the search itself.
+    match = first if first is not None else NUMBER_RUN.search(text)
+    while match is not None:
         start, end = match.span()
+        match = NUMBER_RUN.search(text, end)  # the next run, for the next iteration
         if end <= last:
             continue  # inside an IBAN already masked
         # An IBAN's country code and check digits sit just before (or at) its long digit run.
-        for head in _IBAN_START.finditer(text, max(last, start - 12), start + 2):
+        head = _IBAN_START.search(text, max(last, start - 12), start + 2)
+        while head is not None:
             iban = _iban_at(text, head.start())
             if iban is not None:
                 out.append(text[last : head.start()])
                 out.append(iban[1])
                 last = iban[0]
                 break
+            head = _IBAN_START.search(text, head.end(), start + 2)
         if start < last:  # the run goes on after an IBAN: carry on from its next digit
             start = last
             while start < end and not text[start].isdigit():

@@ -14,6 +14,7 @@ hold them; use ``mask_name``/``mask_address`` or leave them out (fail-closed).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import unquote
 
 from redaction_rules import credentials, keyvalues
@@ -33,6 +34,9 @@ _IPV6 = re.compile(
 )
 _IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _CACHE_MAX_LEN = 256
+# Text shorter than this holds nothing the detectors look for: scan() returns it as it is
+# (callers on hot paths may skip the call for it).
+SHORTEST_HIT = 6
 # Prefixed ids ("ev_7emwvjugyjf5d3kzan2a", "job_9c1f") with no vendor key prefix and no run
 # of 7 digits: the full scan provably leaves them unchanged (a test checks the equivalence).
 _PLAIN_ID = re.compile(
@@ -77,6 +81,14 @@ def _local_part(text: str, at: int, floor: int) -> str:
     return text[at - match.end() : at].lstrip(".+")
 
 
+@lru_cache(maxsize=4096)
+def _email_facts(local: str, domain: str) -> tuple[str, str]:
+    """(mask, lookup identity) of one address found in free text. Cached (bounded): a
+    customer's address recurs in the replies and errors of all their events."""
+    plain = unquote(local) if "%" in local else local
+    return mask_email_parts(local, domain), "email:" + normalize_email(plain, domain)
+
+
 def _mask_emails(text: str, found: list[str]) -> str:
     out: list[str] = []
     last = 0
@@ -98,9 +110,9 @@ def _mask_emails(text: str, found: list[str]) -> str:
         if not (len(tld) >= 2 and (tld.isalpha() or tld.startswith("xn--"))):
             continue
         out.append(text[last : pos - len(local)])
-        out.append(mask_email_parts(local, domain))
-        plain = unquote(local) if "%" in local else local
-        found.append("email:" + normalize_email(plain, domain))
+        mask, identity = _email_facts(local, domain)
+        out.append(mask)
+        found.append(identity)
         last = index = domain_match.end()
     if not out:
         return text
@@ -130,9 +142,9 @@ class TextScanner:
         """Return ``text`` with every hit masked; normalized emails/phones go to ``found``."""
         cached = self._cache.get(text)
         if cached is None:
-            if len(text) < 6 or (len(text) < 15 and text.isalpha()):
+            if len(text) < SHORTEST_HIT or (len(text) < 15 and text.isalpha()):
                 return text  # too short for anything but a plain word (keys are 15+)
-            if is_plain_id(text):
+            if "_" in text and is_plain_id(text):  # every plain id has a "_"
                 return text  # most envelope ids: skip the detectors (see _PLAIN_ID)
             hits: list[str] = []
             cached = (self._scan(text, hits, 0), tuple(hits))
@@ -161,8 +173,9 @@ class TextScanner:
             text = credentials.mask_auth_headers(text)
         if "@" in text or "%40" in text:
             text = _mask_emails(text, found)
-        if NUMBER_RUN.search(text):
-            text = mask_numbers(text, found)
+        run = NUMBER_RUN.search(text)
+        if run is not None:
+            text = mask_numbers(text, found, run)
         if ":" in text and _IPV6_HINT.search(text):  # the hint needs a ':' (skip the regex)
             text = _IPV6.sub(_ipv6, text)
         if ":" in text or "=" in text:

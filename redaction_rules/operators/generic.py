@@ -18,6 +18,7 @@ from redaction_rules.operators.base import (
     as_text,
     register,
 )
+from redaction_rules.scanners import SHORTEST_HIT
 
 
 @register
@@ -27,6 +28,9 @@ class Keep(Operator[NoParams]):
     name = "keep"
 
     def apply(self, value: Any, ctx: ApplyContext) -> str | None:
+        if type(value) is int:  # counts and row numbers (bool is not int here)
+            text = str(value)  # as_text(value)
+            return text if len(text) < SHORTEST_HIT else ctx.scan(text)
         return ctx.scan(value if type(value) is str else as_text(value))
 
 
