@@ -9,7 +9,7 @@ The check is made from outside faust, by the same numbers an operator would look
 group's committed offset and the high watermark of each raw partition, read with a separate
 client that never joins the group. A partition is *stuck* while it has lag and its committed
 offset does not move; a worker whose partitions (all raw partitions when it holds none) have
-one stuck for ``stall_seconds`` exits with ``EXIT_STALLED``, its supervisor starts it again,
+one stuck for ``stall_seconds`` exits with ``EXIT_RESTART``, its supervisor starts it again,
 and the fresh worker re-reads from the last commit (at-least-once; downstream is idempotent).
 Time during which the broker cannot be asked does not count: restarting cannot cure an outage.
 """
@@ -21,12 +21,13 @@ import os
 import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 log = logging.getLogger(__name__)
 
-# Exit code of a worker that stopped making progress: "restart me", like a failed delivery.
-EXIT_STALLED = 75
+# Exit code of a worker that must be started again (stalled, or a batch not delivered):
+# "restart me", distinct from a crash.
+EXIT_RESTART = 75
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +115,16 @@ class KafkaOffsets:
         self._consumer.close()
 
 
-def _exit_for_restart(stuck: list[int]) -> None:
-    log.critical("partitions %s made no progress; exiting for a restart", stuck)
+def exit_for_restart(why: str) -> NoReturn:
+    """End the process at once with ``EXIT_RESTART``: nothing after this may run (no ack, no
+    commit); the supervisor starts a fresh worker that re-reads from the last commit."""
+    log.critical("%s; exiting for a restart", why)
     logging.shutdown()
-    os._exit(EXIT_STALLED)
+    os._exit(EXIT_RESTART)
+
+
+def _exit_stalled(stuck: list[int]) -> None:
+    exit_for_restart(f"partitions {stuck} made no progress")
 
 
 class Watchdog:
@@ -132,7 +139,7 @@ class Watchdog:
         source: Callable[[], OffsetSource],
         stall_seconds: float,
         interval: float = 5.0,
-        on_stall: Callable[[list[int]], None] = _exit_for_restart,
+        on_stall: Callable[[list[int]], None] = _exit_stalled,
         clock: Callable[[], float] | None = None,
     ) -> None:
         import time  # noqa: PLC0415

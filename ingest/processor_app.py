@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections import Counter
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from prometheus_client import Counter as Metric
 
-from ingest.liveness import KafkaOffsets, Watchdog
+from ingest.liveness import KafkaOffsets, Watchdog, exit_for_restart
 from ingest.process import Accepted, Rejected, process
 from ingest.schema import Lane
 from redaction_rules.engine import Redactor, load_rules
@@ -55,8 +54,6 @@ APP_ID = "safetrail-processor"
 BATCH_SIZE = 500
 BATCH_SECONDS = 0.05
 PRODUCER_BATCH_BYTES = 512 * 1024
-# Exit code when outputs could not be delivered: "restart me", distinct from a crash.
-EXIT_DELIVERY_FAILED = 75
 
 ROUTED = Metric("safetrail_processor_events_total", "Raw events routed", ["outcome"])
 
@@ -202,11 +199,9 @@ def _append(batch: Any, out: Output) -> Any:
 
 
 def _die(exc: BaseException) -> NoReturn:
-    # Nothing after this line may run: faust would ack (and later commit) the batch whose
-    # outputs did not all reach the broker. The restart reprocesses it from the last commit.
-    log.critical("batch not delivered, exiting for a restart: %r", exc)
-    logging.shutdown()
-    os._exit(EXIT_DELIVERY_FAILED)
+    # Nothing after this may run: faust would ack (and later commit) the batch whose outputs
+    # did not all reach the broker. The restart reprocesses it from the last commit.
+    exit_for_restart(f"batch not delivered: {exc!r}")
 
 
 def create_app(
