@@ -111,16 +111,11 @@ def _chain(entries: list[dict[str, Any]], seq: int, prev_hash: str) -> tuple[int
     return seq, prev_hash
 
 
-def _stored_head(client: Any, floor: int = 1) -> tuple[int, str]:
-    """The stored entry of the unnamed chain with the highest seq, looking from ``floor`` up
-    first (a minmax index on seq skips the parts below it)."""
-    sql = (
-        "SELECT seq, hash FROM access_log WHERE chain = '' AND seq >= {floor:UInt64} "
-        "ORDER BY seq DESC LIMIT 1"
-    )
-    head = client.query(sql, parameters={"floor": max(1, floor)}).result_rows
-    if not head and floor > 1:
-        head = client.query(sql, parameters={"floor": 1}).result_rows
+def _stored_head(client: Any) -> tuple[int, str]:
+    """The stored entry of the unnamed chain with the highest seq (0 and "" when none)."""
+    head = client.query(
+        "SELECT seq, hash FROM access_log WHERE chain = '' ORDER BY seq DESC LIMIT 1"
+    ).result_rows
     return (int(head[0][0]), str(head[0][1])) if head else (0, "")
 
 
@@ -231,13 +226,15 @@ class JournaledWriter(AccessWriter):
         if self._head is None:
             left = self._journal.read()
             with self._client_lock:
-                stored, _ = _stored_head(self._client)
-                missing = [e for e in left if int(e["seq"]) > stored]
+                head = _stored_head(self._client)
+                missing = [e for e in left if int(e["seq"]) > head[0]]
                 if missing:
                     _insert(self._client, missing)
                     log.warning("stored %d access-log entries left in the journal", len(missing))
+                    # The journal continues the chain in order: its last entry is the head.
+                    head = (int(missing[-1]["seq"]), str(missing[-1]["hash"]))
                 self._journal.clear()
-                self._head = _stored_head(self._client, stored)
+                self._head = head
         return self._head
 
     def _commit(self, entries: list[dict[str, Any]]) -> None:
