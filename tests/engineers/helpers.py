@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -80,3 +81,12 @@ def stored_rows(store: Store, sql: str, params: dict[str, Any] | None = None) ->
     after every access-log entry written so far is stored."""
     store.flush_access()
     return list(store._rows(sql, params or {}))
+
+
+def at_once(work: Callable[..., object], args: Iterable[tuple[Any, ...]]) -> None:
+    """Run ``work(*a)`` for every ``a`` in ``args``, each on its own thread, all at once."""
+    threads = [threading.Thread(target=work, args=a) for a in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()

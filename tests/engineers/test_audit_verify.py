@@ -4,7 +4,6 @@ single entry make ``safetrail audit verify`` fail and name that entry."""
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ from projectors.audit_chain import entry_hash
 from projectors.store import Store
 from safetrail.cli import app as cli
 from tests.api.conftest import HMAC_KEY
-from tests.engineers.helpers import stored_rows
+from tests.engineers.helpers import at_once, stored_rows
 from tests.store_fixtures import open_store
 
 
@@ -40,11 +39,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
                 details=details,
             )
 
-    threads = [threading.Thread(target=write, args=(w,)) for w in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    at_once(write, [(w,) for w in range(8)])
     try:
         yield timeline_store
     finally:
@@ -145,11 +140,7 @@ def test_when_two_api_replicas_write_at_once_then_each_keeps_its_own_intact_chai
                 record_id=f"tr_{worker}_{n}",
             )
 
-    threads = [threading.Thread(target=write, args=(replicas[w % 2], w)) for w in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    at_once(write, [(replicas[w % 2], w) for w in range(6)])
     try:
         report = base.verify_access_chain()
         assert report.ok, report.broken

@@ -4,7 +4,7 @@ makes the worker exit for a restart; progress, an empty backlog or a broker outa
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -91,6 +91,16 @@ def test_when_the_source_fails_then_the_watchdog_treats_it_as_an_outage() -> Non
     assert watchdog.check(source) == [0]
 
 
+def _watching(
+    source: Callable[[], OffsetSource], *, stall_seconds: float, interval: float
+) -> tuple[Watchdog, list[list[int]]]:
+    """A started watchdog that records what it would exit for instead of exiting."""
+    fired: list[list[int]] = []
+    watchdog = Watchdog(source, stall_seconds, interval=interval, on_stall=fired.append)
+    watchdog.start()
+    return watchdog, fired
+
+
 def _produce(bootstrap: str, topic: str, count: int) -> None:
     producer = Producer({"bootstrap.servers": bootstrap})
     for i in range(count):
@@ -121,14 +131,9 @@ def test_when_a_group_stops_committing_on_a_real_broker_then_the_watchdog_fires(
     finally:
         source.close()
 
-    fired: list[list[int]] = []
-    watchdog = Watchdog(
-        lambda: KafkaOffsets(kafka_bootstrap, group, topic),
-        stall_seconds=1.0,
-        interval=0.25,
-        on_stall=fired.append,
+    watchdog, fired = _watching(
+        lambda: KafkaOffsets(kafka_bootstrap, group, topic), stall_seconds=1.0, interval=0.25
     )
-    watchdog.start()
     deadline = time.monotonic() + 30
     while not fired and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -140,14 +145,9 @@ def test_when_a_group_keeps_committing_then_the_watchdog_stays_quiet(kafka_boots
     topic, group = unique("live"), unique("live-group")
     create_topics(kafka_bootstrap, [topic], partitions=2)
     _produce(kafka_bootstrap, topic, 400)
-    fired: list[list[int]] = []
-    watchdog = Watchdog(
-        lambda: KafkaOffsets(kafka_bootstrap, group, topic),
-        stall_seconds=1.0,
-        interval=0.2,
-        on_stall=fired.append,
+    watchdog, fired = _watching(
+        lambda: KafkaOffsets(kafka_bootstrap, group, topic), stall_seconds=1.0, interval=0.2
     )
-    watchdog.start()
     for step in range(1, 16):  # a slow but steady consumer: one commit every 0.3 s
         _commit(kafka_bootstrap, group, topic, {0: step * 10, 1: step * 10})
         time.sleep(0.3)
@@ -156,15 +156,9 @@ def test_when_a_group_keeps_committing_then_the_watchdog_stays_quiet(kafka_boots
 
 
 def test_when_no_broker_answers_then_the_watchdog_never_fires() -> None:
-    fired: list[list[int]] = []
-    unreachable = "127.0.0.1:1"
-    watchdog = Watchdog(
-        lambda: KafkaOffsets(unreachable, "g", "t", timeout=0.5),
-        stall_seconds=0.5,
-        interval=0.2,
-        on_stall=fired.append,
+    watchdog, fired = _watching(
+        lambda: KafkaOffsets("127.0.0.1:1", "g", "t", timeout=0.5), stall_seconds=0.5, interval=0.2
     )
-    watchdog.start()
     time.sleep(3)
     watchdog.stop()
     assert fired == []
