@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import accumulate
 from typing import Any, Literal
 
 import orjson
@@ -91,22 +92,18 @@ def too_deep(value: object, limit: int = MAX_NESTING) -> bool:
 
 
 _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+# Opening brackets become 1 and closing ones 255, which a signed-byte view reads as -1.
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
 
 def bracket_depth_bound(body: bytes) -> int:
     """An upper bound of a JSON text's nesting depth (brackets inside strings count too).
 
-    Scans only the bracket bytes, so a body whose bound is within the limit skips the exact
-    walk over every parsed value.
+    Scans only the bracket bytes (in C: a running sum of +1/-1 steps), so a body whose bound
+    is within the limit skips the exact walk over every parsed value.
     """
-    depth = deepest = 0
-    for byte in body.translate(None, _NOT_BRACKETS):
-        if byte in b"[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
+    steps = memoryview(body.translate(_STEPS, _NOT_BRACKETS)).cast("b")
+    return max(0, max(accumulate(steps), default=0))
 
 
 def parse_body(body: bytes, part: int = 0, parts: int = 1) -> tuple[int, list[Payload]]:
@@ -169,17 +166,15 @@ def process_batch(
     """
     routed = [process(p, redactor) for p in payloads]
     accepted: list[Accepted] = []
-    raw_bytes: list[bytes] = []
     rejected: list[Rejected] = []
-    for payload, item in zip(payloads, routed, strict=True):
+    for item in routed:
         if isinstance(item, Accepted):
             accepted.append(item)
-            raw_bytes.append(as_bytes(payload))
         else:
             rejected.append(item)
     return ProcessedBatch(
         results=results_for(routed, offset).results,
-        raw=raw_block([a.raw for a in accepted], at, "http", raw_bytes),
+        raw=raw_block([a.raw for a in accepted], at, "http", [a.payload for a in accepted]),
         timeline=timeline_block([a.timeline for a in accepted], at),
         rejected=tuple(rejected),
     )

@@ -21,10 +21,12 @@ from redaction_rules.engine import Redactor
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """A valid event: the raw original (restricted) and what support will see."""
+    """A valid event: the raw original (restricted), what support will see, and the payload
+    as JSON bytes (as sent, or as serialised from a mapping) for the restricted raw store."""
 
     raw: RawEvent
     timeline: TimelineEvent
+    payload: bytes
 
     @property
     def lane(self) -> Lane:
@@ -95,4 +97,4 @@ def process(payload: bytes | Mapping[str, Any], redactor: Redactor) -> Routed:
             event_id=raw.event_id,
             trace_id=raw.trace_id,
         )
-    return Accepted(raw=raw, timeline=timeline)
+    return Accepted(raw=raw, timeline=timeline, payload=raw_bytes)

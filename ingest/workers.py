@@ -29,6 +29,7 @@ from datetime import datetime
 
 from ingest.batch import Payload, ProcessedBatch, as_bytes, parse_body, process_batch
 from redaction_rules.engine import Redactor
+from safetrail.gc_tuning import tune_gc
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def _start_worker(redactor: Redactor, owner: int) -> None:
     _redactor = redactor
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the API, which stops us
     threading.Thread(target=_exit_with_owner, args=(owner,), daemon=True).start()
+    tune_gc()
 
 
 def _run(payloads: list[bytes], at: datetime, offset: int) -> ProcessedBatch:

@@ -16,6 +16,7 @@ from rich.console import Console
 from ingest.http_sink import HttpSink
 from ingest.sdk import Emitter
 from safetrail.demo_traffic import DemoTraffic, generate
+from safetrail.gc_tuning import tune_gc
 from safetrail.settings import DEMO_TOKENS, Role, Settings
 
 console = Console(soft_wrap=True)
@@ -32,6 +33,7 @@ def start_server(
     from query_api.app import create_app  # deferred: keeps `safetrail --help` fast
 
     config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning")
+    tune_gc()
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="safetrail-api", daemon=True)
     thread.start()

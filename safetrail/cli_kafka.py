@@ -22,6 +22,7 @@ from typing import Annotated
 
 import typer
 
+from safetrail.gc_tuning import tune_gc
 from safetrail.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -112,6 +113,7 @@ def process_cmd(
     watchdog = build_watchdog(settings, app_id or APP_ID)
     app = create_app(settings, build_redactor(settings), app_id=app_id or APP_ID, watchdog=watchdog)
     watchdog.start()
+    tune_gc()
     run_worker(app, loglevel=loglevel)
 
 
@@ -139,6 +141,7 @@ def project_cmd(
         store.migrate()
         projector = KafkaProjector(settings, store)
         _on_stop(projector.stop)
+        tune_gc()
         projector.run()
 
 
@@ -196,6 +199,7 @@ def _run_up(settings: Settings, host: str, port: int) -> None:
         # uvicorn stops on SIGINT/SIGTERM, then re-raises the signal to the handler it found;
         # a no-op handler lets the shutdown below (projector, worker, broker) run.
         _on_stop(lambda: None)
+        tune_gc()
         uvicorn.run(api, host=host, port=port, log_level="warning")
         projector.stop()
         projecting.join()

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from safetrail.gc_tuning import tune_gc
 from safetrail.settings import Settings
 
 DataDirOption = Annotated[
@@ -46,7 +47,9 @@ def serve(
     settings = load_settings(data_dir)
     mode = "embedded (chDB)" if settings.embedded else "scale-out"
     typer.echo(f"safetrail serving on http://{host}:{port} ({mode}); API docs at /docs")
-    uvicorn.run(create_app(settings), host=host, port=port, workers=1, log_level="info")
+    app = create_app(settings)
+    tune_gc()
+    uvicorn.run(app, host=host, port=port, workers=1, log_level="info")
 
 
 def migrate(
