@@ -14,6 +14,7 @@ exactly even while TTL merges have not removed old rows yet.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +45,10 @@ _VIEW = ", ".join(VIEW_COLUMNS)
 _TS = "DateTime64(6, 'UTC')"
 _VIEW_EVENT_ID = VIEW_COLUMNS.index("event_id")
 _VIEW_OCCURRED_AT = VIEW_COLUMNS.index("occurred_at")
+
+# Reads a view runs beside its main one (a trace's index rows): threads are started on demand
+# and each borrows its own connection from the store's pool.
+_SIDE_READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="safetrail-read")
 
 
 def _deduped(where: str, cols: str = _COLS) -> str:
@@ -162,42 +167,54 @@ class StoreReads:
         rows = [TraceIndexRow.from_row(row) for row in self._rows(sql, params)]
         return sorted(rows, key=lambda r: (r.occurred_at, r.event_id))
 
+    def _index_versions(self, where: str, params: dict[str, Any]) -> list[TraceIndexRow]:
+        sql = f"SELECT {', '.join(TRACE_INDEX_COLUMNS)} FROM trace_index WHERE {where}"  # noqa: S608
+        return [TraceIndexRow.from_row(row) for row in self._rows(sql, params)]
+
     def _indexed_timeline(
         self, where: str, params: dict[str, Any], now: datetime | None, *, by_trace: bool = False
     ) -> tuple[list[TimelineEvent], list[TraceIndexRow]]:
-        """Live events matching ``where`` and their index rows, in two statements.
+        """Live events matching ``where`` and their index rows.
 
         Every stored event has an index row with the same ``occurred_at``, written by the
-        insert that stored it (``trace_index_mv``). So the index rows (every version, before
-        any merge folds them) bound the events' times, and the timeline read carries those
-        bounds: it opens only the parts whose time range holds them. Should an event the index
-        calls live be missing from the bounded read (a re-sent version with another time that
-        merges already folded in the index), the read is repeated without the bounds. With
-        ``by_trace`` the timeline read also names the traces of the index rows, so it is served
-        by the timeline's sorting key (a job's events: ``where`` alone would need a copy of the
-        timeline sorted by job).
+        insert that stored it (``trace_index_mv``). A trace's events are found by the
+        timeline's sorting key, so its two reads run at the same time on two connections.
+        With ``by_trace`` (a job's events: ``where`` alone would need a copy of the timeline
+        sorted by job) the index is read first: its rows (every version, before any merge
+        folds them) name the traces, which the timeline read then carries so its sorting key
+        serves it, and bound the events' times, so it opens only the parts that hold them.
+        Should an event the index calls live be missing from the timeline read (an insert
+        landing between the two reads, or a re-sent version with another time that merges
+        already folded in the index), the read is repeated within retention alone.
         """
-        sql = f"SELECT {', '.join(TRACE_INDEX_COLUMNS)} FROM trace_index WHERE {where}"  # noqa: S608
-        versions = [TraceIndexRow.from_row(row) for row in self._rows(sql, params)]
+        cutoff = self._cutoff(now)
+        since = f"{where} AND occurred_at >= {{since:{_TS}}}"
+        events: list[TimelineEvent] | None = None
+        if by_trace:
+            versions = self._index_versions(where, params)
+            if versions:
+                where = f"trace_id IN {{traces:Array(String)}} AND {where}"
+                since = f"{where} AND occurred_at >= {{since:{_TS}}}"
+                params = {**params, "traces": sorted({r.trace_id for r in versions})}
+                times = [r.occurred_at for r in versions]
+                bounds = {"since": max(cutoff, min(times)), "upto": max(times)}
+                if bounds["since"] <= bounds["upto"]:
+                    bounded = f"{since} AND occurred_at <= {{upto:{_TS}}}"
+                    events = self._timeline_view(bounded, {**params, **bounds})
+        else:
+            pending = _SIDE_READS.submit(self._index_versions, where, params)
+            events = self._timeline_view(since, {**params, "since": cutoff})
+            versions = pending.result()
         if not versions:
             return [], []
-        if by_trace:
-            where = f"trace_id IN {{traces:Array(String)}} AND {where}"
-            params = {**params, "traces": sorted({r.trace_id for r in versions})}
         index = sorted(
             {r.event_id: r for r in sorted(versions, key=lambda r: r.event_id)}.values(),
             key=lambda r: (r.occurred_at, r.event_id),
         )
-        cutoff = self._cutoff(now)
         live = {r.event_id for r in versions if r.occurred_at >= cutoff}
         if not live:
             return [], index
-        times = [r.occurred_at for r in versions]
-        bounded = f"{where} AND occurred_at >= {{since:{_TS}}} AND occurred_at <= {{upto:{_TS}}}"
-        bounds = {"since": max(cutoff, min(times)), "upto": max(times)}
-        events = self._timeline_view(bounded, {**params, **bounds})
-        if not live <= {e.event_id for e in events}:
-            since = f"{where} AND occurred_at >= {{since:{_TS}}}"
+        if events is None or not live <= {e.event_id for e in events}:
             events = self._timeline_view(since, {**params, "since": cutoff})
         return events, index
 
