@@ -223,7 +223,7 @@ def _batch(fn: Any, values: list[str]) -> Any:
 
 # What each read runs in ClickHouse (see projectors/reads.py).
 STATEMENTS = {
-    "trace": "trace index, then the timeline within the index's time bounds",
+    "trace": "trace index and timeline, read at the same time on two connections",
     "job": "job's index rows, then the timeline within their time bounds",
     "customer": "one statement: page and count over the customer projection",
 }
