@@ -123,6 +123,20 @@ def _wait_queryable(base: str, trace_id: str, expected: int, timeout: float = 60
     raise RuntimeError(f"trace {trace_id} not queryable after {timeout}s")
 
 
+def _commits(base: str) -> tuple[float, float]:
+    """(events per group commit, ms per group commit) so far, from the server's metrics."""
+    values: dict[str, float] = {}
+    for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
+        if line.startswith("safetrail_group_commit_"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    count = values.get("safetrail_group_commit_events_count", 0.0)
+    if not count:
+        return 0.0, 0.0
+    events = values["safetrail_group_commit_events_sum"] / count
+    return events, values["safetrail_group_commit_seconds_sum"] / count * 1000
+
+
 def _storage_baseline(events: Sequence[TimelineEvent], batch: int) -> float:
     """Events/s of bulk inserts of already-redacted events into a fresh chDB store."""
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
@@ -159,6 +173,7 @@ def run(events: int = 60_000, batch: int = 500, threads: int = 4) -> dict[str, A
             cpu1 = proc_cpu_seconds(child.pid) or 0.0
             workers1 = tree_cpu_seconds(child.pid)
             server_rss = proc_peak_rss_mb(child.pid)
+            commits = _commits(base)
         finally:
             child.terminate()
             try:
@@ -173,11 +188,13 @@ def run(events: int = 60_000, batch: int = 500, threads: int = 4) -> dict[str, A
     baseline = _storage_baseline(timeline, 5_000)
     sample = [orjson.dumps(e) for e in raw[:3000]]
     frames = top_frames(lambda: [process(p, redactor) for p in sample])
+    per_commit, commit_ms = commits
     limit = (
         f"{server_cores + worker_cores:.2f} of 2 cores busy: API process {server_cores:.2f} "
-        f"(HTTP, group-commit inserts into chDB and its merges), processing workers "
-        f"{worker_cores:.2f}; the client threads share the same 2 cores; per-event CPU in the "
-        f"process step: {'; '.join(frames[:3])}"
+        f"(HTTP, group-commit inserts into chDB and its merges: {per_commit:,.0f} events and "
+        f"{commit_ms:.0f} ms per commit on average), processing workers {worker_cores:.2f}; "
+        f"the client threads share the same 2 cores; per-event CPU in the process step: "
+        f"{'; '.join(frames[:3])}"
     )
     return {
         "events": events,
@@ -188,6 +205,8 @@ def run(events: int = 60_000, batch: int = 500, threads: int = 4) -> dict[str, A
         "ack_seconds": round(acked_s, 2),
         "last_ack_to_queryable_ms": round(queryable_s * 1000, 1),
         "storage_only_events_per_s": round(baseline, 1),
+        "events_per_group_commit": round(per_commit, 1),
+        "group_commit_ms": round(commit_ms, 1),
         "api_process_cpu_cores": round(server_cores, 2),
         "worker_processes_cpu_cores": round(worker_cores, 2),
         "api_process_peak_rss_mb": server_rss,

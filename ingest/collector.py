@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -96,6 +97,8 @@ def _dead_letter(rejected: Rejected, received_at: datetime) -> DeadLetter:
 
 
 IngestListener = Callable[[IngestReport], None]
+# Told after every group commit: how many events it stored and how long the write took.
+CommitListener = Callable[[int, float], None]
 _STOP = object()
 
 
@@ -114,10 +117,12 @@ class EmbeddedCollector:
         *,
         max_batch_events: int = 50_000,
         listener: IngestListener | None = None,
+        on_commit: CommitListener | None = None,
         write_timeout_seconds: float = 120.0,
         workers: int = 0,
     ) -> None:
         self._store = store
+        self._on_commit = on_commit
         self._processing = ProcessingPool(redactor, workers)
         self._max_batch = max_batch_events
         self._listener = listener
@@ -199,6 +204,7 @@ class EmbeddedCollector:
         batches = [b for p in pending for b in p.batches]
         rejected = [r for b in batches for r in b.rejected]
         now = datetime.now(UTC)
+        started = time.perf_counter()
         error: BaseException | None = None
         try:
             # Raw first: if the timeline insert then fails, the client retries and the raw
@@ -213,6 +219,11 @@ class EmbeddedCollector:
         except Exception as exc:  # noqa: BLE001 - handed to every waiting request
             log.exception("group commit of %d events failed", sum(len(b.results) for b in batches))
             error = exc
+        if error is None and self._on_commit is not None:
+            try:
+                self._on_commit(sum(len(b.results) for b in batches), time.perf_counter() - started)
+            except Exception:  # noqa: BLE001 - the events are durable; metrics must not undo that
+                log.exception("commit listener failed")
         for item in pending:
             item.error = error
             item.done.set()

@@ -96,6 +96,7 @@ def create_app(
                     active,
                     rules,
                     listener=metrics.observe_ingest,
+                    on_commit=metrics.observe_commit,
                     workers=default_workers() if workers is None else workers,
                 )
             elif chosen is None and settings.kafka_bootstrap:

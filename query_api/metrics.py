@@ -37,6 +37,17 @@ class Metrics:
             ["route", "method"],
             registry=self.registry,
         )
+        self.commit_events = Histogram(
+            "safetrail_group_commit_events",
+            "Events stored per group commit of the embedded collector (larger is cheaper).",
+            buckets=(1, 10, 100, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000),
+            registry=self.registry,
+        )
+        self.commit_seconds = Histogram(
+            "safetrail_group_commit_seconds",
+            "Time of one group commit (every table's insert) of the embedded collector.",
+            registry=self.registry,
+        )
         for result in ("accepted", "rejected"):
             self.ingest_events.labels(result=result)
 
@@ -44,6 +55,11 @@ class Metrics:
         """Count a request's events once they are durable."""
         self.ingest_events.labels(result="accepted").inc(report.accepted)
         self.ingest_events.labels(result="rejected").inc(report.rejected)
+
+    def observe_commit(self, events: int, seconds: float) -> None:
+        """Record one group commit of the embedded collector."""
+        self.commit_events.observe(events)
+        self.commit_seconds.observe(seconds)
 
     def render(self) -> bytes:
         """The text exposition format."""

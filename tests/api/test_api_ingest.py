@@ -182,6 +182,11 @@ def test_when_events_are_ingested_then_metrics_count_them_and_time_requests(api:
     rejected = _metric(text, 'safetrail_ingest_events_total{result="rejected"}')
     assert accepted >= 6 and rejected >= 1
     assert 'safetrail_http_request_duration_seconds_count{method="POST",route="/v1/events"}' in text
+    # Each request above was its own group commit (or shared one): every event is in one.
+    commits = _metric(text, "safetrail_group_commit_events_count")
+    stored = _metric(text, "safetrail_group_commit_events_sum")
+    assert 1 <= commits <= stored and stored >= accepted + rejected
+    assert _metric(text, "safetrail_group_commit_seconds_count") == commits
 
 
 def _metric(text: str, name: str) -> float:
