@@ -15,7 +15,8 @@ install: $(VENV)/.installed ## create .venv and install safetrail with its dev t
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade uv
-	$(BIN)/uv pip install --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode -e '.[dev]'
+	$(BIN)/python -m compileall -q -j 0 ingest projectors query_api redaction_rules safetrail >/dev/null
 	touch $@
 
 chromium: ## install Debian's headless Chromium for the browser tests
