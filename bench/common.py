@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
+import signal
 import socket
 import statistics
-from collections.abc import Callable, Sequence
-from contextlib import closing
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +129,62 @@ def top_frames(fn: Callable[[], Any], limit: int = 4) -> list[str]:
     total = max(sum(own.values()), 1e-9)
     ranked = sorted(own.items(), key=lambda kv: kv[1], reverse=True)[:limit]
     return [f"{name} {100 * t / total:.0f}%" for name, t in ranked]
+
+
+def _py_spy() -> str | None:
+    found = Path(sys.executable).with_name("py-spy")
+    return str(found) if found.exists() else shutil.which("py-spy")
+
+
+@contextmanager
+def sampled(pid: int, limit: int = 3) -> Iterator[list[str]]:
+    """Sample another process with py-spy while the ``with`` block runs; the list it yields
+    is filled on exit with the functions holding the most own time, as 'name (file) N%'.
+
+    Left empty when py-spy is missing or may not attach (it needs ptrace rights); native
+    frames (a C extension's own work) show as the Python call that entered them.
+    """
+    frames: list[str] = []
+    spy = _py_spy()
+    if spy is None:
+        yield frames
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-spy-") as tmp:
+        out = Path(tmp) / "samples.txt"
+        argv = [spy, "record", "-p", str(pid), "-f", "raw", "-o", str(out), "-r", "50"]
+        child = subprocess.Popen(  # noqa: S603 - py-spy from this environment, our arguments
+            [*argv, "--nonblocking", "-d", "3600"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            yield frames
+        finally:
+            child.send_signal(signal.SIGINT)  # py-spy writes what it sampled, then exits
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        if out.exists():
+            frames.extend(_own_frames(out.read_text(), limit))
+
+
+def _own_frames(raw: str, limit: int) -> list[str]:
+    """Top own-time frames of py-spy's raw (collapsed stack) output."""
+    own: dict[str, int] = {}
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        leaf = stack.rsplit(";", 1)[-1]
+        name, _, where = leaf.partition(" (")
+        path = where.split(":", 1)[0]
+        if "/chdb/" in path:  # the embedded engine's native work, entered through one call
+            key = f"chDB engine ({name})"
+        else:
+            key = f"{name} ({Path(path).name})" if where else name
+        own[key] = own.get(key, 0) + int(count)
+    total = max(sum(own.values()), 1)
+    ranked = sorted(own.items(), key=lambda kv: kv[1], reverse=True)[:limit]
+    return [f"{name} {100 * n / total:.0f}%" for name, n in ranked]

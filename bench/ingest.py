@@ -26,6 +26,7 @@ from bench.common import (
     free_port,
     proc_cpu_seconds,
     proc_peak_rss_mb,
+    sampled,
     top_frames,
     tree_cpu_seconds,
 )
@@ -168,7 +169,8 @@ def run(events: int = 60_000, batch: int = 500, threads: int = 4) -> dict[str, A
             _post_all(base, bodies[:2], 1)
             cpu0 = proc_cpu_seconds(child.pid) or 0.0
             workers0 = tree_cpu_seconds(child.pid)
-            accepted, acked_s = _post_all(base, bodies[2:], threads)
+            with sampled(child.pid) as api_frames:
+                accepted, acked_s = _post_all(base, bodies[2:], threads)
             queryable_s = _wait_queryable(base, last.trace_id, last_trace_events)
             cpu1 = proc_cpu_seconds(child.pid) or 0.0
             workers1 = tree_cpu_seconds(child.pid)
@@ -192,7 +194,8 @@ def run(events: int = 60_000, batch: int = 500, threads: int = 4) -> dict[str, A
     limit = (
         f"{server_cores + worker_cores:.2f} of 2 cores busy: API process {server_cores:.2f} "
         f"(HTTP, group-commit inserts into chDB and its merges: {per_commit:,.0f} events and "
-        f"{commit_ms:.0f} ms per commit on average), processing workers {worker_cores:.2f}; "
+        f"{commit_ms:.0f} ms per commit on average; sampled own time: "
+        f"{'; '.join(api_frames) or 'not sampled'}), processing workers {worker_cores:.2f}; "
         f"the client threads share the same 2 cores; per-event CPU in the process step: "
         f"{'; '.join(frames[:3])}"
     )

@@ -28,7 +28,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from bench.common import REPO, free_port, proc_cpu_seconds, proc_peak_rss_mb
+from bench.common import REPO, free_port, proc_cpu_seconds, proc_peak_rss_mb, sampled
 from ingest.kafka_sink import KafkaSink, wait_for_broker
 from ingest.processor_app import BATCH_SECONDS
 from ingest.sdk import Emitter, trace
@@ -208,12 +208,13 @@ def _phases(  # noqa: PLR0913 - one call site, the run's context
         base = p.end_offsets(p.outputs)  # one output message per event (not transactional)
         stored = _Committed(p)
         start = time.perf_counter()
-        for i in range(burst):
-            _emit(emitter, "b", i)
-        sink.flush(120)
-        emitted_s = time.perf_counter() - start
-        wait_until(lambda: stored() >= base + burst, 600, "burst stored", every=0.1)
-        wall = time.perf_counter() - start
+        with sampled(processor.pid) as processor_frames, sampled(projector.pid) as projector_frames:
+            for i in range(burst):
+                _emit(emitter, "b", i)
+            sink.flush(120)
+            emitted_s = time.perf_counter() - start
+            wait_until(lambda: stored() >= base + burst, 600, "burst stored", every=0.1)
+            wall = time.perf_counter() - start
         cpu1 = _cpu_sample(pids)
         cores = {k: (cpu1[k] - cpu0[k]) / wall for k in cpu0}
         us_per_event = {k: (cpu1[k] - cpu0[k]) / burst * 1e6 for k in cpu0}
@@ -229,6 +230,11 @@ def _phases(  # noqa: PLR0913 - one call site, the run's context
             cpu_us_per_event={k: round(v, 1) for k, v in us_per_event.items()},
         )
         limited_by = _limited_by(cores, us_per_event, burst / wall)
+        limited_by += (
+            f"; sampled own time, processor: {'; '.join(processor_frames) or 'not sampled'}"
+            f"; projector: {'; '.join(projector_frames) or 'not sampled'}"
+        )
+        result.update(processor_frames=processor_frames, projector_frames=projector_frames)
 
         # Fixed offered load: OFFERED events/s, then a light load (LIGHT/s) for context.
         offered = _paced(emitter, sink, "l", OFFERED, seconds)

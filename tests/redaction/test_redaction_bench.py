@@ -28,3 +28,25 @@ def test_when_the_benchmark_runs_small_then_it_reports_both_engines_and_the_rati
     assert result["presidio_events_per_s"] > 0
     ratio = result["safetrail_redact_events_per_s"] / result["presidio_events_per_s"]
     assert result["ratio_vs_presidio"] == pytest.approx(ratio, rel=0.01)
+
+
+def test_when_another_process_is_sampled_then_its_busiest_function_is_named() -> None:
+    import subprocess
+    import sys
+    import time
+
+    from bench.common import sampled
+
+    busy = "def spin():\n    while True:\n        sum(range(1000))\nspin()\n"
+    child = subprocess.Popen([sys.executable, "-c", busy])  # noqa: S603 - our interpreter
+    try:
+        time.sleep(0.5)
+        with sampled(child.pid) as frames:
+            time.sleep(1.5)
+    finally:
+        child.kill()
+        child.wait()
+    assert frames, "py-spy (a dev dependency) sampled nothing"
+    assert frames[0].startswith("spin (<string>)"), frames
+    shares = [int(f.rsplit(" ", 1)[1].rstrip("%")) for f in frames]
+    assert sum(shares) <= 101 and shares == sorted(shares, reverse=True)
