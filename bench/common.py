@@ -170,6 +170,13 @@ def sampled(pid: int, limit: int = 3) -> Iterator[list[str]]:
             frames.extend(_own_frames(out.read_text(), limit))
 
 
+# Python frames that stand for a native event loop: its callbacks, I/O and waits all show
+# as the frame that started it.
+_NATIVE_LOOPS = {
+    "Worker.execute_from_commandline": "faust's event loop (uvloop, native: fetch, tasks, waits)",
+}
+
+
 def _own_frames(raw: str, limit: int) -> list[str]:
     """Top own-time frames of py-spy's raw (collapsed stack) output."""
     own: dict[str, int] = {}
@@ -180,8 +187,10 @@ def _own_frames(raw: str, limit: int) -> list[str]:
         leaf = stack.rsplit(";", 1)[-1]
         name, _, where = leaf.partition(" (")
         path = where.split(":", 1)[0]
-        if "/chdb/" in path:  # the embedded engine's native work, entered through one call
-            key = f"chDB engine ({name})"
+        if path.startswith("chdb/") or "/chdb/" in path:
+            key = f"chDB engine ({name})"  # the embedded engine's native work, one call in
+        elif name in _NATIVE_LOOPS:
+            key = _NATIVE_LOOPS[name]
         else:
             key = f"{name} ({Path(path).name})" if where else name
         own[key] = own.get(key, 0) + int(count)

@@ -50,3 +50,19 @@ def test_when_another_process_is_sampled_then_its_busiest_function_is_named() ->
     assert frames[0].startswith("spin (<string>)"), frames
     shares = [int(f.rsplit(" ", 1)[1].rstrip("%")) for f in frames]
     assert sum(shares) <= 101 and shares == sorted(shares, reverse=True)
+
+
+def test_when_samples_end_in_native_code_then_the_engine_or_loop_is_named() -> None:
+    from bench.common import _own_frames
+
+    raw = (
+        "main (app.py:1);Connection.query (chdb/state/sqlitelike.py:756) 6\n"
+        "main (app.py:1);Worker.execute_from_commandline (mode/worker.py:264) 3\n"
+        "main (app.py:1);work (/srv/app/jobs.py:9) 1\n"
+        "a line that is not a sample\n"
+    )
+    assert _own_frames(raw, 3) == [
+        "chDB engine (Connection.query) 60%",
+        "faust's event loop (uvloop, native: fetch, tasks, waits) 30%",
+        "work (jobs.py) 10%",
+    ]
