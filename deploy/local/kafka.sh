@@ -210,8 +210,16 @@ cluster_id() {
   # One id per state directory, kept so that a restart joins the same cluster.
   local f="$1/cluster.id"
   # 16 random bytes, base64url without padding: what `StorageTool random-uuid` prints, without
-  # paying a JVM start for it.
-  [[ -f "$f" ]] || head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22 >"$f"
+  # paying a JVM start for it. One id in 64 would start with '-', which StorageTool reads as
+  # an option ("--cluster-id: expected one argument"); such a draw is made again.
+  local id
+  if [[ ! -f "$f" ]]; then
+    id=-
+    while [[ $id == -* ]]; do
+      id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)
+    done
+    echo "$id" >"$f"
+  fi
   cat "$f"
 }
 

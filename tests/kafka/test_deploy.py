@@ -119,3 +119,36 @@ def test_when_k8s_manifests_are_read_then_every_resource_is_listed_and_labelled(
                 assert c["image"] == "safetrail"
                 refs = {next(iter(r.values()))["name"] for r in c["envFrom"]}
                 assert refs == {"safetrail-config", "safetrail-secrets"}
+
+
+def test_when_a_cluster_id_is_drawn_then_it_never_reads_as_an_option(tmp_path: Path) -> None:
+    # StorageTool takes the id as `-t ID`: an id starting with '-' (one draw in 64) used to
+    # fail the format step ("--cluster-id: expected one argument") and the broker start.
+    import base64
+    import subprocess
+
+    script = (DEPLOY / "local/kafka.sh").read_text()
+    function = re.search(r"^cluster_id\(\) \{.*?^\}", script, re.S | re.M)
+    assert function is not None
+    draws = 400
+    program = function.group(0) + f'\nfor i in $(seq {draws}); do cluster_id "$1/$i"; done\n'
+    for i in range(1, draws + 1):
+        (tmp_path / str(i)).mkdir()
+    out = subprocess.run(  # noqa: S603 - bash with our own script text
+        ["bash", "-c", program, "bash", str(tmp_path)],  # noqa: S607
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert len(out) == draws
+    for cluster_id in out:
+        assert not cluster_id.startswith("-"), cluster_id
+        assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+    # Kept per state directory: a restart joins the same cluster.
+    again = subprocess.run(  # noqa: S603
+        ["bash", "-c", program, "bash", str(tmp_path)],  # noqa: S607
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert again == out
