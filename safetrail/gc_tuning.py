@@ -4,14 +4,15 @@ Every event is parsed, validated, redacted and turned into rows, which allocates
 container objects (dicts, lists, tuples) that die together a moment later and form no reference
 cycles, so reference counting frees them. CPython's cycle collector does not know that: with its
 default generation-0 threshold (700 net container allocations) it runs a young collection every
-few events, and every hundredth one becomes a full collection that walks every long-lived
+few events, and every hundredth one can become a full collection that walks every long-lived
 object, the rules, compiled patterns and the redactor's bounded caches included. On the
 reference mix that collector work was about a third of the CPU of processing a request body
 (``make bench`` reports the throughput it buys).
 
 ``tune_gc`` freezes what start-up built (never collected again: it lives as long as the
-process) and raises the generation-0 threshold, so collections run a hundred times less
-often. Cyclic garbage is still found, only later; memory stays bounded by the same caches.
+process) and raises the generation-0 threshold from 700 to 50,000, so collections run about
+seventy times less often. Cyclic garbage is still found, only later; memory stays bounded by
+the same caches.
 """
 
 from __future__ import annotations
