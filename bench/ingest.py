@@ -2,7 +2,8 @@
 
 A real ``safetrail serve`` process (chDB, embedded collector) runs on 127.0.0.1; client threads
 in this process post the reference mix (``bench.redaction.reference_events``) in batches. An
-answer means durable; the run ends when the last trace is readable through the API. The
+answer means durable (synced to the ingest journal); the run ends when the last trace is
+readable through the API (a read waits until every answered event is inserted). The
 baseline in the same run is the storage-only insert rate: the same events, already redacted,
 bulk-inserted into a separate chDB store with ``Store.insert_timeline``.
 """
@@ -125,7 +126,7 @@ def _wait_queryable(base: str, trace_id: str, expected: int, timeout: float = 60
 
 
 def _commits(base: str) -> tuple[float, float]:
-    """(events per group commit, ms per group commit) so far, from the server's metrics."""
+    """(events per store insert, ms per insert) so far, from the server's metrics."""
     values: dict[str, float] = {}
     for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
         if line.startswith("safetrail_group_commit_"):
@@ -193,8 +194,9 @@ def run(events: int = 60_000, batch: int = 500, threads: int = 4) -> dict[str, A
     per_commit, commit_ms = commits
     limit = (
         f"{server_cores + worker_cores:.2f} of 2 cores busy: API process {server_cores:.2f} "
-        f"(HTTP, group-commit inserts into chDB and its merges: {per_commit:,.0f} events and "
-        f"{commit_ms:.0f} ms per commit on average; sampled own time: "
+        f"(HTTP, the ingest journal, and the shipper's inserts into chDB with their merges: "
+        f"{per_commit:,.0f} events and {commit_ms:.0f} ms per insert on average; sampled own "
+        "time: "
         f"{'; '.join(api_frames) or 'not sampled'}), processing workers {worker_cores:.2f}; "
         f"the client threads share the same 2 cores; per-event CPU in the process step: "
         f"{'; '.join(frames[:3])}"

@@ -13,7 +13,7 @@ exactly even while TTL merges have not removed old rows yet.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,12 +92,32 @@ class StoreCounts:
     access_log: int
 
 
+class StoreBehind(RuntimeError):
+    """Acknowledged events are not readable yet: the writer that holds them (the embedded
+    collector's ingest journal) could not store them in time. They are kept; retry."""
+
+
 class StoreReads:
     """Read side of ``Store``; kept apart so each module stays about one thing."""
 
     _pool: ClientPool
     _access: AccessWriter
     policy: RetentionPolicy
+    _read_barriers: tuple[Callable[[], None], ...] = ()
+
+    def add_read_barrier(self, barrier: Callable[[], None]) -> None:
+        """Call ``barrier`` before every read: a writer that acknowledges before it inserts
+        (the embedded collector's journal) makes each read wait until what it acknowledged is
+        stored, so every acknowledged event is readable."""
+        self._read_barriers = (*self._read_barriers, barrier)
+
+    def remove_read_barrier(self, barrier: Callable[[], None]) -> None:
+        """Stop calling ``barrier`` (its writer has stored everything and closed)."""
+        self._read_barriers = tuple(b for b in self._read_barriers if b != barrier)
+
+    def _wait_for_writers(self) -> None:
+        for barrier in self._read_barriers:
+            barrier()
 
     def flush_access(self) -> None:
         """Make every access-log entry written so far visible to SQL on ``access_log`` (the
@@ -105,6 +125,7 @@ class StoreReads:
         self._access.flush()
 
     def _rows(self, sql: str, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        self._wait_for_writers()
         with self._pool.client() as client:
             rows: Sequence[Sequence[Any]] = client.query(sql, parameters=params).result_rows
             return rows

@@ -85,6 +85,14 @@ class Store(StoreReads, RestrictedStore):
         return cls(pool, policy or RetentionPolicy(), access)
 
     @property
+    def chdb_directory(self) -> Path | None:
+        """The embedded engine's data directory (``None`` on a server or chDB in memory);
+        journals of this store's writers live beside it."""
+        url = self._pool.url
+        directory = urlsplit(url).path if is_chdb(url) else ""
+        return None if directory in ("", "/") else Path(directory).resolve()
+
+    @property
     def url(self) -> str:
         """The connection URL without credentials."""
         return safe_url(self._pool.url)
@@ -151,6 +159,7 @@ class Store(StoreReads, RestrictedStore):
 
     def optimize(self) -> None:
         """Force merges (and with them deduplication and TTL) on the merge-tree tables."""
+        self._wait_for_writers()
         with self._pool.client() as client:
             for table in _MERGED_TABLES:
                 client.command(f"OPTIMIZE TABLE {table} FINAL")

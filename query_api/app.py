@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from ingest.collector import EmbeddedCollector, Ingestor
+from ingest.journal import journal_dir
 from ingest.workers import default_workers
 from projectors.retention import RetentionPolicy
 from projectors.store import Store
@@ -92,13 +93,17 @@ def create_app(
             chosen = ingestor
             if chosen is None and settings.embedded:
                 workers = settings.ingest_workers
-                owned = chosen = EmbeddedCollector(
+                chdb_dir = active.chdb_directory
+                collector = EmbeddedCollector(
                     active,
                     rules,
                     listener=metrics.observe_ingest,
                     on_commit=metrics.observe_commit,
                     workers=default_workers() if workers is None else workers,
+                    journal=None if chdb_dir is None else journal_dir(chdb_dir),
                 )
+                owned = chosen = collector
+                active.add_read_barrier(collector.flush)
             elif chosen is None and settings.kafka_bootstrap:
                 owned = chosen = _kafka_ingestor(settings, rules)
             app.state.store = active
@@ -108,6 +113,8 @@ def create_app(
             app.state.ingestor = None
             if owned is not None:
                 await run_in_threadpool(owned.close)
+                if isinstance(owned, EmbeddedCollector):
+                    active.remove_read_barrier(owned.flush)
             app.state.store = None
             if opened:
                 active.close()

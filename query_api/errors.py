@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from projectors.reads import StoreBehind
 from query_api.models import ErrorOut
 
 
@@ -90,6 +91,12 @@ def install_error_handlers(app: FastAPI) -> None:
             parts.append(f"{where}: {err.get('msg', 'invalid')}")
         return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")
 
+    async def behind(_: Request, exc: Exception) -> JSONResponse:
+        if not isinstance(exc, StoreBehind):  # registered for that type only
+            raise exc
+        return error_response(503, "storage_behind", str(exc), {"Retry-After": "5"})
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StoreBehind, behind)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid)

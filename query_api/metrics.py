@@ -39,13 +39,13 @@ class Metrics:
         )
         self.commit_events = Histogram(
             "safetrail_group_commit_events",
-            "Events stored per group commit of the embedded collector (larger is cheaper).",
+            "Events per store insert of the embedded collector (larger is cheaper).",
             buckets=(1, 10, 100, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000),
             registry=self.registry,
         )
         self.commit_seconds = Histogram(
             "safetrail_group_commit_seconds",
-            "Time of one group commit (every table's insert) of the embedded collector.",
+            "Time of one store insert (every table) of the embedded collector.",
             registry=self.registry,
         )
         for result in ("accepted", "rejected"):

@@ -21,6 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bench.common import descendants
+from ingest.journal import IngestJournal, journal_dir
 from ingest.schema import TimelineEvent
 from projectors.retention import RetentionPolicy
 from projectors.store import Store
@@ -195,10 +196,14 @@ class FlakyStore:
         self._store.insert_timeline(events, **kw)
 
 
-def test_when_clickhouse_writes_fail_then_503_with_reason_and_retries_store_each_once(
+def test_when_writes_fail_without_a_journal_then_503_with_reason_and_retries_store_each_once(
     tmp_path: Path,
 ) -> None:
+    # Without the ingest journal (a ClickHouse server; here the journal directory is held by
+    # someone else), a request is answered only after its insert: a failed insert is a 503.
     real = open_store(tmp_path)
+    assert real.chdb_directory is not None
+    held = IngestJournal(journal_dir(real.chdb_directory))
     flaky = FlakyStore(real, fail_every=3)
     batches = _batches(4_000, "ch")
     try:
@@ -220,5 +225,36 @@ def test_when_clickhouse_writes_fail_then_503_with_reason_and_retries_store_each
         assert real.counts().timeline_events == 4_000
         trace = real.trace_events("tr_ch000123")
         assert len(trace) == len({e.event_id for e in trace}) == 4
+    finally:
+        held.close()
+        real.close()
+
+
+def test_when_clickhouse_writes_fail_behind_the_journal_then_every_acked_event_is_stored_once(
+    tmp_path: Path,
+) -> None:
+    # With the journal, a request is answered once its events are journaled; failed inserts
+    # are retried by the shipper, and a read waits until what was acknowledged is stored.
+    real = open_store(tmp_path)
+    flaky = FlakyStore(real, fail_every=2)
+    batches = _batches(4_000, "jr")
+    try:
+        app = create_app(api_settings(tmp_path / "api"), store=flaky)  # type: ignore[arg-type]
+        headers = {"Authorization": f"Bearer {SERVICE}", "Content-Type": "application/json"}
+        support = {"Authorization": f"Bearer {SUPPORT}"}
+        with TestClient(app) as client:
+            for index, batch in enumerate(batches):
+                r = client.post("/v1/events", content=orjson.dumps(batch), headers=headers)
+                assert r.status_code == 202 and r.json()["accepted"] == len(batch), r.text
+                if index % 4 == 3:  # read the batch's last trace: all four events, once each
+                    trace = batch[-1]["trace_id"]
+                    events = client.get(f"/v1/traces/{trace}", headers=support).json()["events"]
+                    assert sorted(e["event_id"] for e in events) == [
+                        e["event_id"] for e in batch if e["trace_id"] == trace
+                    ]
+        assert flaky.failures > 0
+        assert real.counts().timeline_events == 4_000
+        trace_events = real.trace_events("tr_jr000123")
+        assert len(trace_events) == len({e.event_id for e in trace_events}) == 4
     finally:
         real.close()
