@@ -135,7 +135,7 @@ class EmbeddedCollector:
         workers: int = 0,
         journal: Path | None = None,
         ship_events: int = 5_000,
-        ship_seconds: float = 0.25,
+        ship_seconds: float = 1.0,
         max_unshipped_events: int = 200_000,
     ) -> None:
         self._store = store

@@ -37,6 +37,12 @@ log = logging.getLogger(__name__)
 # in the calling thread: handing it to another process costs more than it saves.
 MIN_POOLED_EVENTS = 64
 MIN_POOLED_BYTES = 32 * 1024
+# From this size on a body is split across every worker (each parses it whole and processes
+# its share): one huge request then uses every core. Below it one worker takes the whole
+# body, so the body is parsed once; concurrent requests still spread over the workers.
+# Measured with 4 clients posting 460 KB (500-event) bodies: splitting them cost each event
+# a second parse, about a tenth of a worker's time per event.
+MIN_SPLIT_BYTES = 2 * 1024 * 1024
 
 _redactor: Redactor | None = None
 
@@ -149,7 +155,7 @@ class ProcessingPool:
         if pool is None:
             return [process_batch(parse_body(body)[1], self._redactor, at)]
         try:
-            parts = self.workers
+            parts = self.workers if len(body) >= MIN_SPLIT_BYTES else 1
             futures = [pool.submit(_run_body, body, k, parts, at) for k in range(parts)]
             return [f.result() for f in futures]
         except BrokenProcessPool:

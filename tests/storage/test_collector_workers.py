@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from bench.common import descendants
+from ingest import workers
 from ingest.collector import BadBody, EmbeddedCollector
 from ingest.workers import MIN_POOLED_BYTES, MIN_POOLED_EVENTS
 from projectors.store import Store
@@ -91,9 +92,13 @@ def test_when_the_collector_closes_then_its_workers_are_gone(timeline_store: Sto
     assert not started & _workers()
 
 
+@pytest.mark.parametrize("split", [True, False], ids=["split-across-workers", "one-worker"])
 def test_when_workers_take_a_body_then_results_match_and_bad_bodies_are_refused_whole(
-    timeline_store: Store,
+    timeline_store: Store, monkeypatch: pytest.MonkeyPatch, split: bool
 ) -> None:
+    # Bodies from MIN_SPLIT_BYTES on are shared out across the workers, smaller ones go whole
+    # to one worker; either way the answer is the in-process one.
+    monkeypatch.setattr(workers, "MIN_SPLIT_BYTES", 0 if split else 1 << 40)
     batch = _mixed("tr_body", 4 * MIN_POOLED_EVENTS)
     body = orjson.dumps([b if isinstance(b, dict) else orjson.loads(b"[1]")[0] for b in batch])
     assert len(body) >= MIN_POOLED_BYTES
