@@ -121,6 +121,15 @@ ROWS: tuple[Row, ...] = (
     ("Peak RSS: processor", "kafka", "processor_peak_rss_mb", None, False, "MiB", "-"),
     ("Peak RSS: projector (chDB)", "kafka", "projector_peak_rss_mb", None, False, "MiB", "-"),
     ("Peak RSS: query bench (chDB, loaded)", "query", "peak_rss_mb", None, False, "MiB", "-"),
+    (
+        "Peak RSS: API serving the query figures' store",
+        "query",
+        "api_process_peak_rss_mb",
+        None,
+        False,
+        "MiB",
+        "-",
+    ),
 )
 
 

@@ -5,8 +5,9 @@ the real ``timeline_events`` table created by ``projectors/migrations``, so its 
 views fill ``trace_index`` and ``customer_lookup`` as they do in production. Shape: traces of 8
 events (2 customer-lane, 6 system-lane; the last 4 belong to one job), 100,000 customers with
 about 100 events each, spread over 300 days, realistic redacted field maps. Reads go through the
-real API routes (``create_app`` on the store, in-process HTTP), a trace, a job and a customer
-timeline page (100 events) picked at random each time; every read also writes its access-log
+real API routes of a ``safetrail serve`` process on the loaded data, over HTTP on 127.0.0.1, a
+trace, a job and a customer timeline page (100 events) picked at random each time; the same
+reads straight on the store (no HTTP) are timed too; every read also writes its access-log
 entry durably before it answers, as in production (on chDB: synced to the access journal,
 stored in ``access_log`` by the shipper; see ``projectors/access_writer.py``).
 
@@ -18,21 +19,21 @@ one has not. The figures say so, and how many active parts the reads met.
 from __future__ import annotations
 
 import random
+import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
-from fastapi.testclient import TestClient
+import httpx
 
-from bench.common import own_peak_rss_mb, percentiles, top_frames
+from bench.common import own_peak_rss_mb, percentiles, proc_peak_rss_mb, top_frames
+from bench.ingest import SUPPORT, start_server
 from projectors.reads import TimelineQuery
 from projectors.retention import RetentionPolicy
 from projectors.store import Store
-from query_api.app import create_app
-from safetrail.settings import Role, Settings, TokenInfo
 
-SUPPORT = "bench-support-token"
 CUSTOMERS = 100_000
 PER_TRACE = 8
 TARGETS_MS = {"trace": 20.0, "job": 50.0, "customer": 50.0}
@@ -134,7 +135,9 @@ def _disk(store: Store) -> dict[str, int]:
 
 
 def run(events: int = 10_000_000, samples: int = 300) -> dict[str, Any]:
-    """Load ``events``, then time the three reads through the API."""
+    """Load ``events``, time the store reads in this process, then the three routes through a
+    ``safetrail serve`` on the same data over HTTP (chDB opens a data directory in one process
+    at a time, so the two phases take turns)."""
     rng = random.Random(7)
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
         store = Store.open(f"chdb://{tmp}/chdb", RetentionPolicy())
@@ -144,42 +147,17 @@ def run(events: int = 10_000_000, samples: int = 300) -> dict[str, Any]:
             loaded_parts = _parts(store)
             settle_s = settle(store)
             disk = _disk(store)
-            traces = events // PER_TRACE
-            settings = Settings(
-                _env_file=None,
-                hmac_key="bench-hmac-key-0123456789",
-                api_tokens={SUPPORT: TokenInfo(name="bench", role=Role.SUPPORT)},
-                data_dir=tmp,
-                clickhouse_url=None,
-                kafka_bootstrap=None,
-                demo=False,
-            )
-            latencies: dict[str, list[float]] = {"trace": [], "job": [], "customer": []}
-            with TestClient(create_app(settings, store=store)) as client:
-                ids = _ids(store, rng, traces, samples)
-                headers = {"Authorization": f"Bearer {SUPPORT}"}
-                paths = {
-                    "trace": [f"/v1/traces/{t}" for t in ids["trace"]],
-                    "job": [f"/v1/jobs/{j}" for j in ids["job"]],
-                    "customer": [f"/v1/customers/{c}/timeline?limit=100" for c in ids["customer"]],
-                }
-                for kind, urls in paths.items():
-                    client.get(urls[0], headers=headers)  # warm caches of the route
-                    for url in urls:
-                        t0 = time.perf_counter()
-                        r = client.get(url, headers=headers)
-                        latencies[kind].append((time.perf_counter() - t0) * 1000)
-                        if r.status_code != 200:
-                            raise RuntimeError(f"{url}: {r.status_code} {r.text[:200]}")
-                engine = _engine_latencies(store, ids)
-                audit = _audit_latencies(store, ids["trace"][:40])
-                frames = {
-                    kind: top_frames(_batch(fn, ids[kind][:20]), limit=2)
-                    for kind, fn in _readers(store).items()
-                }
-                parts = _parts(store)
+            ids = _ids(store, rng, events // PER_TRACE, samples)
+            engine = _engine_latencies(store, ids)
+            audit = _audit_latencies(store, ids["trace"][:40])
+            frames = {
+                kind: top_frames(_batch(fn, ids[kind][:20]), limit=2)
+                for kind, fn in _readers(store).items()
+            }
+            parts = _parts(store)
         finally:
             store.close()
+        latencies, server_rss = _route_latencies(Path(tmp), ids)
     result: dict[str, Any] = {
         "events": events,
         "load_seconds": round(load_s, 1),
@@ -189,6 +167,7 @@ def run(events: int = 10_000_000, samples: int = 300) -> dict[str, Any]:
         "bytes_per_event_timeline": round(disk.get("timeline_events", 0) / events, 1),
         "bytes_per_event_all_tables": round(sum(disk.values()) / events, 1),
         "peak_rss_mb": own_peak_rss_mb(),
+        "api_process_peak_rss_mb": server_rss,
         "timeline_parts_after_load": loaded_parts,
         "settle_seconds": round(settle_s, 1),
         "timeline_active_parts": parts,
@@ -206,15 +185,48 @@ def run(events: int = 10_000_000, samples: int = 300) -> dict[str, Any]:
             "access-log write" if write_ms > read_ms else f"ClickHouse read ({STATEMENTS[kind]})"
         )
         result[f"limited_by_{kind}"] = (
-            f"{first}, of {stats['p50_ms']} ms p50: the read alone is {read_ms} ms, the "
-            f"access-log write it waits for (synced to the access journal, run alongside the "
-            "read) "
-            f"{write_ms} ms; chDB, {parts} active timeline parts after merging the "
+            f"{first}, of {stats['p50_ms']} ms p50 over HTTP: the read alone is {read_ms} ms, "
+            f"the access-log write it waits for (synced to the access journal, run alongside "
+            f"the read) {write_ms} ms; chDB, {parts} active timeline parts after merging the "
             f"{loaded_parts} the bulk load left (OPTIMIZE FINAL, {round(settle_s)} s, standing "
             "in for hours of background merges); own time: " + "; ".join(frames[kind])
         )
     result["limited_by"] = result["limited_by_customer"]
     return result
+
+
+def _route_latencies(
+    data_dir: Path, ids: dict[str, list[str]]
+) -> tuple[dict[str, list[float]], float | None]:
+    """Each read through ``safetrail serve`` on ``data_dir`` over HTTP on 127.0.0.1, one at a
+    time on a kept-alive connection, as a support page or script asks; and the server's peak
+    memory."""
+    paths = {
+        "trace": [f"/v1/traces/{t}" for t in ids["trace"]],
+        "job": [f"/v1/jobs/{j}" for j in ids["job"]],
+        "customer": [f"/v1/customers/{c}/timeline?limit=100" for c in ids["customer"]],
+    }
+    latencies: dict[str, list[float]] = {kind: [] for kind in paths}
+    child, base = start_server(data_dir, data_dir / "serve.log")
+    try:
+        headers = {"Authorization": f"Bearer {SUPPORT}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+            for kind, urls in paths.items():
+                client.get(urls[0])  # warm caches of the route
+                for url in urls:
+                    t0 = time.perf_counter()
+                    r = client.get(url)
+                    latencies[kind].append((time.perf_counter() - t0) * 1000)
+                    if r.status_code != 200:
+                        raise RuntimeError(f"{url}: {r.status_code} {r.text[:200]}")
+        return latencies, proc_peak_rss_mb(child.pid)
+    finally:
+        child.terminate()
+        try:
+            child.wait(60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(10)
 
 
 def _batch(fn: Any, values: list[str]) -> Any:
