@@ -108,7 +108,7 @@ def _dead_letter(rejected: Rejected, received_at: datetime) -> DeadLetter:
 
 
 IngestListener = Callable[[IngestReport], None]
-# Told after every group commit: how many events it stored and how long the write took.
+# Told after every store insert: how many events it stored and how long the insert took.
 CommitListener = Callable[[int, float], None]
 _STOP = object()
 
@@ -210,6 +210,13 @@ class EmbeddedCollector:
                     f"{reason}); they are kept in the ingest journal, retry"
                 )
 
+    def unshipped_events(self) -> int:
+        """Events answered and journaled but not yet inserted (0 without a journal)."""
+        if self._journal is None:
+            return 0
+        with self._cond:
+            return self._unshipped_events
+
     def _store_batches(self, batches: list[ProcessedBatch]) -> IngestReport:
         report = IngestReport(tuple(r for b in batches for r in b.results))
         if report.results:
@@ -284,7 +291,7 @@ class EmbeddedCollector:
             else:
                 self._journal_record(self._journal, record)
         except Exception as exc:  # noqa: BLE001 - handed to every waiting request
-            log.exception("group commit of %d events failed", record.events)
+            log.exception("making %d events durable failed", record.events)
             error = exc
         for item in pending:
             item.error = error

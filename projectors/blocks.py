@@ -1,7 +1,7 @@
 """Rows built once as column blocks, ready for one bulk insert, wherever they were processed.
 
 A ``ColumnBlock`` is plain data (no connection): a collector worker process can build it next
-to the processing step and hand it to the writer, which joins the blocks of a group commit
+to the processing step and hand it to the writer, which joins the blocks of a group of requests
 and inserts them in one call. Column-oriented lists are what clickhouse-connect serialises
 fastest (measured against ``JSONEachRow`` bytes built with orjson: 1.5-2.5x less CPU per
 event, encoding included), and they pickle cheaply between processes.

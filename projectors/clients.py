@@ -4,7 +4,7 @@ clickhouse-connect gives both backends the same client API. The differences that
 transport details, handled here so the rest of the code never branches on the backend:
 
 * chDB allows one engine path per process; several clients on the same path share it, so a
-  small pool lets reads run while the group-commit writer inserts.
+  small pool lets reads run while the collector's writer inserts.
 * HTTP clients must not share a server session across threads, so sessions are turned off.
 """
 

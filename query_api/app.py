@@ -104,6 +104,7 @@ def create_app(
                 )
                 owned = chosen = collector
                 active.add_read_barrier(collector.flush)
+                metrics.watch_journal(collector.unshipped_events)
             elif chosen is None and settings.kafka_bootstrap:
                 owned = chosen = _kafka_ingestor(settings, rules)
             app.state.store = active

@@ -7,8 +7,9 @@ from clashing over metric names.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest.collector import IngestReport
@@ -48,8 +49,17 @@ class Metrics:
             "Time of one store insert (every table) of the embedded collector.",
             registry=self.registry,
         )
+        self.unshipped = Gauge(
+            "safetrail_ingest_journal_events",
+            "Events answered and held in the ingest journal, not yet inserted (embedded).",
+            registry=self.registry,
+        )
         for result in ("accepted", "rejected"):
             self.ingest_events.labels(result=result)
+
+    def watch_journal(self, unshipped: Callable[[], int]) -> None:
+        """Report ``unshipped()`` (the collector's backlog) at every scrape."""
+        self.unshipped.set_function(unshipped)
 
     def observe_ingest(self, report: IngestReport) -> None:
         """Count a request's events once they are durable."""
@@ -57,7 +67,7 @@ class Metrics:
         self.ingest_events.labels(result="rejected").inc(report.rejected)
 
     def observe_commit(self, events: int, seconds: float) -> None:
-        """Record one group commit of the embedded collector."""
+        """Record one store insert of the embedded collector."""
         self.commit_events.observe(events)
         self.commit_seconds.observe(seconds)
 

@@ -189,6 +189,7 @@ def test_when_events_are_ingested_then_metrics_count_them_and_time_requests(api:
     stored = _metric(text, "safetrail_group_commit_events_sum")
     assert 1 <= commits <= stored and stored >= accepted + rejected
     assert _metric(text, "safetrail_group_commit_seconds_count") == commits
+    assert _metric(text, "safetrail_ingest_journal_events") == 0  # the read stored them all
 
 
 def _metric(text: str, name: str) -> float:
