@@ -158,7 +158,11 @@ class EmbeddedCollector:
                 # in tests): this one inserts before it answers, which is as durable.
                 log.info("%s; inserting without a journal", exc)
         if self._journal is not None:
-            self._recover(self._journal)
+            try:
+                self._recover(self._journal)
+            except BaseException:
+                self._journal.close()  # gives the directory back; its records stay for a retry
+                raise
             self._ship_events = ship_events
             self._ship_seconds = ship_seconds
             self._max_unshipped = max_unshipped_events

@@ -17,7 +17,7 @@ from ingest.collector import EmbeddedCollector
 from ingest.journal import IngestJournal, JournalBusy, JournalRecord, journal_dir
 from projectors.rows import DeadLetter
 from projectors.store import Store
-from tests.storage.test_collector import REDACTOR, events
+from tests.storage.test_collector import REDACTOR, CountingStore, events
 
 
 def _record(trace_id: str, n: int) -> JournalRecord:
@@ -174,3 +174,18 @@ def test_when_the_process_dies_after_acknowledging_then_the_next_collector_store
     # Nothing inserted before the restart; after it, every event once, the dead letter too.
     assert _child(_RESTART, url) == ["0", "7 7 1", "7 7 1", "7"]
     assert not any(p.stat().st_size for p in _segments(directory))
+
+
+def test_when_storage_fails_at_startup_then_the_collector_refuses_and_keeps_the_journal(
+    timeline_store: Store, tmp_path: Path
+) -> None:
+    left = IngestJournal(tmp_path / "j")
+    left.append([_record("tr_jr_boot", 3)])
+    left.close()  # what a previous process left: one record, not inserted
+    failing = CountingStore(timeline_store, fail=True)
+    with pytest.raises(RuntimeError, match="disk full"):
+        EmbeddedCollector(failing, REDACTOR, journal=tmp_path / "j")
+    assert any(p.stat().st_size for p in _segments(tmp_path / "j"))  # kept for the next start
+    EmbeddedCollector(timeline_store, REDACTOR, journal=tmp_path / "j").close()
+    assert len(timeline_store.trace_events("tr_jr_boot")) == 3
+    assert not any(p.stat().st_size for p in _segments(tmp_path / "j"))
