@@ -393,8 +393,11 @@ class EmbeddedCollector:
                 if self._shipped >= self._appended:
                     self._flush_wanted = False
                 self._cond.notify_all()
-            with self._journal_lock:
-                journal.shipped(seq)
+            try:
+                with self._journal_lock:
+                    journal.shipped(seq)
+            except OSError:  # the records are stored: keeping them costs a re-insert after a crash
+                log.exception("could not trim the ingest journal; its stored records stay in it")
 
 
 def _merge(records: list[JournalRecord]) -> JournalRecord:
