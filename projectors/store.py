@@ -44,6 +44,12 @@ _MERGED_TABLES = (
 )
 
 
+def _chdb_directory(url: str) -> Path | None:
+    """The data directory of a ``chdb:///path`` URL; ``None`` on a server or chDB in memory."""
+    directory = urlsplit(url).path if is_chdb(url) else ""
+    return None if directory in ("", "/") else Path(directory)
+
+
 @dataclass(frozen=True, slots=True)
 class MigrationReport:
     """What ``Store.migrate`` changed: migrations applied and tables whose TTL was reset."""
@@ -74,11 +80,11 @@ class Store(StoreReads, RestrictedStore):
         (``projectors.access_writer``); on a server it is inserted directly.
         """
         pool = ClientPool(url, size=pool_size)
-        directory = urlsplit(url).path if is_chdb(url) else ""
-        if directory in ("", "/"):  # a server, or chDB in memory: nothing to journal beside
+        directory = _chdb_directory(url)
+        if directory is None:  # a server, or chDB in memory: nothing to journal beside
             return cls(pool, policy or RetentionPolicy())
         try:
-            access = journaled_writer(url, Path(directory))
+            access = journaled_writer(url, directory)
         except BaseException:
             pool.close()
             raise
@@ -88,9 +94,8 @@ class Store(StoreReads, RestrictedStore):
     def chdb_directory(self) -> Path | None:
         """The embedded engine's data directory (``None`` on a server or chDB in memory);
         journals of this store's writers live beside it."""
-        url = self._pool.url
-        directory = urlsplit(url).path if is_chdb(url) else ""
-        return None if directory in ("", "/") else Path(directory).resolve()
+        directory = _chdb_directory(self._pool.url)
+        return None if directory is None else directory.resolve()
 
     @property
     def url(self) -> str:
