@@ -80,6 +80,16 @@ def start_server(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], st
     raise RuntimeError("safetrail serve did not become healthy in 60 s")
 
 
+def stop_server(child: subprocess.Popen[bytes], seconds: float = 30) -> None:
+    """Stop a server from ``start_server`` (SIGTERM, then SIGKILL after ``seconds``)."""
+    child.terminate()
+    try:
+        child.wait(seconds)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait(10)
+
+
 def _post_all(base: str, bodies: Sequence[bytes], threads: int) -> tuple[int, float]:
     """Post every body from ``threads`` clients; (accepted, seconds until the last answer)."""
     accepted = 0
@@ -178,12 +188,7 @@ def run(events: int = 60_000, batch: int = 500, threads: int = 4) -> dict[str, A
             server_rss = proc_peak_rss_mb(child.pid)
             commits = _commits(base)
         finally:
-            child.terminate()
-            try:
-                child.wait(30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(10)
+            stop_server(child)
     wall = acked_s + queryable_s
     rate = accepted / wall
     server_cores = (cpu1 - cpu0) / wall

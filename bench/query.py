@@ -19,7 +19,6 @@ one has not. The figures say so, and how many active parts the reads met.
 from __future__ import annotations
 
 import random
-import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,7 @@ from typing import Any
 import httpx
 
 from bench.common import own_peak_rss_mb, percentiles, proc_peak_rss_mb, top_frames
-from bench.ingest import SUPPORT, start_server
+from bench.ingest import SUPPORT, start_server, stop_server
 from projectors.reads import TimelineQuery
 from projectors.retention import RetentionPolicy
 from projectors.store import Store
@@ -221,12 +220,7 @@ def _route_latencies(
                         raise RuntimeError(f"{url}: {r.status_code} {r.text[:200]}")
         return latencies, proc_peak_rss_mb(child.pid)
     finally:
-        child.terminate()
-        try:
-            child.wait(60)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(10)
+        stop_server(child, 60)  # closing a 10 M-event store takes longer
 
 
 def _batch(fn: Any, values: list[str]) -> Any:
