@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from projectors.access_writer import append_synced
 from projectors.blocks import ColumnBlock
 from projectors.rows import DeadLetter
 
@@ -131,15 +132,7 @@ class IngestJournal:
         """Write ``records`` and return once they are on disk; the sequence number of the
         last one (``shipped`` takes it back)."""
         data = b"".join(r.encode() for r in records)
-        try:
-            written = 0
-            while written < len(data):
-                written += os.write(self._fd, memoryview(data)[written:])
-            os.fdatasync(self._fd)
-        except BaseException:
-            # Not acknowledged: take the partial bytes back so the next append starts clean.
-            os.ftruncate(self._fd, self._size)
-            raise
+        append_synced(self._fd, data, self._size)
         self._size += len(data)
         self._seq += len(records)
         self._last_in[self._current] = self._seq

@@ -148,6 +148,20 @@ class DirectWriter(AccessWriter):
         self._head = head
 
 
+def append_synced(fd: int, data: bytes, size: int) -> None:
+    """Append ``data`` to the file of ``fd`` (opened ``O_APPEND``, ``size`` bytes long) and
+    return once it is on disk. On any failure the file is cut back to ``size``: the caller was
+    not answered, and the next append starts clean."""
+    try:
+        written = 0
+        while written < len(data):
+            written += os.write(fd, memoryview(data)[written:])
+        os.fdatasync(fd)
+    except BaseException:
+        os.ftruncate(fd, size)
+        raise
+
+
 class Journal:
     """An append-only file of chained entries, one JSON object a line, synced on append."""
 
@@ -159,16 +173,7 @@ class Journal:
     def append(self, entries: Sequence[Mapping[str, Any]]) -> None:
         """Write ``entries`` and return once they are on disk."""
         lines = b"".join(orjson.dumps(_encode(e)) + b"\n" for e in entries)
-        size = os.fstat(self._fd).st_size
-        try:
-            written = 0
-            while written < len(lines):
-                written += os.write(self._fd, lines[written:])
-            os.fdatasync(self._fd)
-        except BaseException:
-            # Not answered: take the partial lines back so the next append starts clean.
-            os.ftruncate(self._fd, size)
-            raise
+        append_synced(self._fd, lines, os.fstat(self._fd).st_size)
 
     def read(self) -> list[dict[str, Any]]:
         """Every complete entry, oldest first. A torn last line (the process died while
