@@ -269,6 +269,14 @@ def _phases(  # noqa: PLR0913 - one call site, the run's context
             burst_rows = c.command(
                 "SELECT uniqExact(event_id) FROM timeline_events WHERE startsWith(event_id, 'ev_b')"
             )
+            # One insert stamps all its rows with one ingested_at: rows per insert, by phase.
+            per_insert = dict(
+                c.query(
+                    "SELECT phase, round(avg(n), 1) FROM (SELECT substring(event_id, 4, 1) "
+                    "AS phase, count() AS n FROM timeline_events WHERE startsWith(event_id, "
+                    "'ev_') GROUP BY ingested_at, phase) GROUP BY phase"
+                ).result_rows
+            )
     finally:
         store.close()
     p50, p99 = (float(v) / 1000 for v in row[2])
@@ -282,18 +290,28 @@ def _phases(  # noqa: PLR0913 - one call site, the run's context
         light_offered_events_per_s=LIGHT,
         light_latency_p50_ms=round(float(light[0]) / 1000, 1),
         light_latency_p99_ms=round(float(light[1]) / 1000, 1),
+        timeline_rows_per_insert={
+            "burst": per_insert.get("b"),
+            "paced": per_insert.get("l"),
+            "light": per_insert.get("m"),
+        },
         target_events_per_s=TARGET_RATE,
         target_p99_ms=TARGET_P99_MS,
     )
-    window = p.env["SAFETRAIL_PROJECTOR_BATCH_SECONDS"]
+    window, fill = s.projector_batch_seconds, s.projector_batch_min_seconds
+    rows = result["timeline_rows_per_insert"]
+    projector_batch = (
+        f"projector batch (fills for {fill:g} s, then closes {LINGER:g} s after the consumer "
+        f"runs dry, {window:g} s at most; timeline rows per insert: burst {rows['burst']}, "
+        f"{OFFERED:,}/s {rows['paced']}, {LIGHT:,}/s {rows['light']})"
+    )
     result["limited_by_light"] = (
-        f"below capacity: processor take window (up to {BATCH_SECONDS:g} s) + projector batch "
-        f"(closes {LINGER:g} s after the consumer runs dry) + fetch waits + insert"
+        f"below capacity: processor take window (up to {BATCH_SECONDS:g} s) + "
+        f"{projector_batch} + fetch waits + insert"
     )
     result["limited_by"] = (
         f"{limited_by}; latency adds the processor's take window (up to "
-        f"{BATCH_SECONDS:g} s), the projector's batch (closes {LINGER:g} s after the consumer "
-        f"runs dry, {window} s at most) and the insert"
+        f"{BATCH_SECONDS:g} s), the {projector_batch} and the insert"
     )
     return result
 

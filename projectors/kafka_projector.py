@@ -150,6 +150,7 @@ class KafkaProjector:
         group: str | None = None,
         batch_size: int | None = None,
         batch_seconds: float | None = None,
+        batch_min_seconds: float | None = None,
         consumer_config: dict[str, Any] | None = None,
     ) -> None:
         if not settings.kafka_bootstrap:
@@ -159,6 +160,12 @@ class KafkaProjector:
         self.batch_size = batch_size or settings.projector_batch_size
         self.batch_seconds = batch_seconds or settings.projector_batch_seconds
         self.linger = min(LINGER, self.batch_seconds)
+        self.batch_min_seconds = min(
+            settings.projector_batch_min_seconds
+            if batch_min_seconds is None
+            else batch_min_seconds,
+            self.batch_seconds,
+        )
         self.topics = [
             settings.topic_raw,
             settings.topic_customer,
@@ -216,29 +223,36 @@ class KafkaProjector:
     # --- steps -----------------------------------------------------------------------------
 
     def _poll(self) -> Batch:
-        """Up to ``batch_size`` messages: the batch opens with the first message and closes as
-        soon as the consumer ran dry for ``LINGER``, or ``batch_seconds`` after it opened.
+        """Up to ``batch_size`` messages: the batch opens with the first message, takes all
+        that arrives for ``batch_min_seconds``, then closes as soon as the consumer ran dry for
+        ``LINGER``, or ``batch_seconds`` after it opened.
 
-        Under load, what arrived during the previous insert is already at hand, so batches grow
-        by themselves; at a trickle, an event waits ``LINGER`` instead of a whole window.
-        (``consume`` returns early only once it has ``num_messages``: the first call asks for
-        one message so that it returns as soon as there is something to do.)
+        Every insert has a fixed cost (a new part per table, its fsync, the views), so a
+        batch of a few hundred rows spends most of the projector's CPU on that; filling for a
+        moment keeps batches large under load, and after it what is already at hand is taken
+        without waiting out a whole window. (``consume`` returns early only once it has
+        ``num_messages``: the first call asks for one message so that it returns as soon as
+        there is something to do.)
         """
         batch = Batch()
         for msg in self._consumer.consume(num_messages=1, timeout=self.batch_seconds):
             self._add(batch, msg)
         if not batch.offsets:
             return batch
-        deadline = time.monotonic() + self.batch_seconds
+        opened = time.monotonic()
+        deadline, filled = opened + self.batch_seconds, opened + self.batch_min_seconds
         while len(batch) < self.batch_size and not self.stopping.is_set():
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 break
+            filling = now < filled
+            wait = min(filled - now, left) if filling else min(self.linger, left)
             wanted = self.batch_size - len(batch)
-            msgs = self._consumer.consume(num_messages=wanted, timeout=min(self.linger, left))
+            msgs = self._consumer.consume(num_messages=wanted, timeout=wait)
             for msg in msgs:
                 self._add(batch, msg)
-            if len(msgs) < wanted:
+            if not filling and len(msgs) < wanted:
                 break  # ran dry: nothing more at hand, store what we have
         return batch
 

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     raw_topic_retention_hours: int = Field(default=14 * 24, ge=1)
     projector_batch_size: int = Field(default=5000, ge=1)
     projector_batch_seconds: float = Field(default=0.5, gt=0)
+    # A projector batch takes everything that arrives for at least this long after it opens
+    # (then closes once the consumer runs dry): each insert has a fixed cost, so larger
+    # batches leave more CPU to the rest of the pipeline. Adds up to this much to latency.
+    projector_batch_min_seconds: float = Field(default=0.2, ge=0)
     consumer_group: str = "safetrail-projector"
     # A faust worker whose raw partitions have lag and no new commit for this long exits
     # (code 75) so its supervisor restarts it (ingest/liveness.py).

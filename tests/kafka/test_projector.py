@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from threading import Timer
 from typing import Any
 
 import orjson
@@ -229,3 +230,48 @@ def test_when_events_trickle_in_then_a_batch_is_stored_without_waiting_out_the_w
         store.close()
     assert counts.timeline_events == 4
     assert took < 2.0  # the batch closed once the consumer ran dry, not after 5 s
+
+
+class _SecondWave(KafkaProjector):
+    """Publishes ``wave`` 0.3 s after its first message arrived (more traffic under load)."""
+
+    wave: list[bytes]
+    pipeline: Pipeline
+
+    def _add(self, batch: Any, msg: Any) -> None:
+        if self.wave:
+            wave, self.wave = self.wave, []
+            Timer(0.3, _publish, (self.pipeline, wave)).start()
+        super()._add(batch, msg)
+
+
+@pytest.mark.parametrize(("fill", "in_first_batch"), [(1.5, 10), (0.0, 5)])
+def test_when_more_arrives_while_a_batch_fills_then_one_insert_takes_it(
+    pipeline: Pipeline, fill: float, in_first_batch: int
+) -> None:
+    settings = pipeline.settings
+    events = _events(10)
+    store = Store.open(pipeline.store_url, RetentionPolicy())
+    try:
+        store.migrate()
+        projector = _SecondWave(settings, store, batch_seconds=5, batch_min_seconds=fill)
+        projector.wave, projector.pipeline = events[5:], pipeline
+        projector._consumer.subscribe(projector.topics)  # noqa: SLF001 - drive steps by hand
+        _publish(pipeline, events[:5])
+        deadline = time.monotonic() + 60
+        first = 0
+        while first == 0:  # joins the group, then stores the first batch
+            assert time.monotonic() < deadline
+            first = projector.step()
+        stored = first
+        while stored < 10:
+            assert time.monotonic() < deadline
+            stored += projector.step()
+        projector._consumer.close()  # noqa: SLF001
+        counts = store.counts()
+    finally:
+        store.close()
+    assert counts.timeline_events == 10
+    # With a fill window the second wave joins the open batch; without, the batch closed
+    # once the consumer ran dry and the second wave is a batch (an insert) of its own.
+    assert first == in_first_batch
