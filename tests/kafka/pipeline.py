@@ -59,16 +59,12 @@ class Pipeline:
     @property
     def settings(self) -> Settings:
         """The same settings the children read from their environment."""
-        return Settings(
-            demo=True,
-            kafka_bootstrap=self.bootstrap,
-            topic_raw=f"{self.prefix}.raw",
-            topic_customer=f"{self.prefix}.customer",
-            topic_system=f"{self.prefix}.system",
-            topic_dlq=f"{self.prefix}.dlq",
-            topic_partitions=self.partitions,
-            consumer_group=f"{self.prefix}-projector",
-        )
+        ours = {
+            name.removeprefix("SAFETRAIL_").lower(): value
+            for name, value in self.env.items()
+            if name.startswith("SAFETRAIL_")
+        }
+        return Settings.model_validate(ours)
 
     @property
     def processor_group(self) -> str:
