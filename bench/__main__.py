@@ -27,7 +27,7 @@ FULL: dict[str, dict[str, Any]] = {
     "redaction": {},
     "ingest": {"events": 60_000},
     "kafka": {"burst": 60_000, "seconds": 10.0},
-    "query": {"events": 10_000_000, "samples": 100},
+    "query": {"events": 10_000_000, "samples": 300},
 }
 QUICK: dict[str, dict[str, Any]] = {
     "redaction": {"events": 1000, "presidio_events": 40, "passes": 2},

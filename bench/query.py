@@ -31,6 +31,7 @@ from bench.common import own_peak_rss_mb, percentiles, proc_peak_rss_mb, top_fra
 from bench.ingest import SUPPORT, start_server, stop_server
 from projectors.reads import TimelineQuery
 from projectors.retention import RetentionPolicy
+from projectors.rows import VIEW_PACKED_COLUMNS
 from projectors.store import Store
 
 CUSTOMERS = 100_000
@@ -45,6 +46,12 @@ _LABELS = (
     "['Customer submitted signup form','Account created','Signup email queued',"
     "'Signup email started','Signup email retry','Signup email retry','Signup email retry',"
     "'Signup email bounced']"
+)
+
+# The view column as the store writes it (``rows.timeline_columns``): the shown columns as a JSON
+# array, ``occurred_at`` in microseconds.
+_PACKED = ", ".join(
+    "toUnixTimestamp64Micro(occurred_at)" if c == "occurred_at" else c for c in VIEW_PACKED_COLUMNS
 )
 
 # One statement per chunk; {start} and {count} select the event numbers.
@@ -83,7 +90,8 @@ SELECT
     toUInt32(3) AS dropped,
     'rs_bench' AS rules_version,
     toUInt8(1) AS schema_version,
-    now64(6) AS ingested_at
+    now64(6) AS ingested_at,
+    toJSONString(tuple({_PACKED})) AS view
 FROM numbers({{start}}, {{count}})
 """  # noqa: S608 - constants only, no input
 

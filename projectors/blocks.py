@@ -17,7 +17,7 @@ from typing import Any
 from ingest.schema import RawEvent, TimelineEvent
 from projectors.rows import RAW_COLUMNS, TIMELINE_COLUMNS, raw_columns, timeline_columns
 
-TIMELINE_INSERT_COLUMNS = (*TIMELINE_COLUMNS, "ingested_at")
+TIMELINE_INSERT_COLUMNS = (*TIMELINE_COLUMNS, "ingested_at", "view")
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,8 +115,27 @@ def micros(value: datetime) -> int:
     return (utc(value) - _EPOCH) // _MICROSECOND
 
 
+# What the API's views of an event show: every column but the rule ids, the lookup keys and
+# the bookkeeping counters (``EventOut`` has none of them), so view reads leave them unread.
+VIEW_COLUMNS: tuple[str, ...] = tuple(
+    c
+    for c in TIMELINE_COLUMNS
+    if c not in ("field_rules", "lookup_keys", "dropped", "schema_version")
+)
+
+
+# The ``view`` column: an event's VIEW_COLUMNS but ``event_id`` (read beside it, to pick the
+# newest version) as one JSON array of the column values, so a trace or job read opens three
+# columns instead of nineteen (migration 0008).
+VIEW_PACKED_COLUMNS: tuple[str, ...] = tuple(c for c in VIEW_COLUMNS if c != "event_id")
+_PACKED_AT = tuple(TIMELINE_COLUMNS.index(c) for c in VIEW_PACKED_COLUMNS)
+_VIEW_EVENT_ID = VIEW_COLUMNS.index("event_id")
+_VIEW_OCCURRED_AT = VIEW_COLUMNS.index("occurred_at")
+
+
 def timeline_columns(events: Sequence[TimelineEvent], ingested_at: datetime) -> list[list[Any]]:
-    """Column lists for ``timeline_events`` (TIMELINE_COLUMNS order, then ``ingested_at``).
+    """Column lists for ``timeline_events`` (TIMELINE_COLUMNS order, then ``ingested_at`` and
+    ``view``).
 
     One C-level sweep over each event's field dict (pydantic keeps field values in
     ``__dict__``; reading it is several times faster than attribute access), then per-column
@@ -132,6 +151,9 @@ def timeline_columns(events: Sequence[TimelineEvent], ingested_at: datetime) -> 
     occurred = TIMELINE_COLUMNS.index("occurred_at")
     columns[occurred] = [micros(value) for value in columns[occurred]]
     columns.append([micros(ingested_at)] * len(events))
+    dumps = orjson.dumps
+    packed = zip(*(columns[i] for i in _PACKED_AT), strict=True)
+    columns.append([dumps(values) for values in packed])
     return columns
 
 
@@ -163,20 +185,20 @@ def timeline_from_row(row: Sequence[Any]) -> TimelineEvent:
     return _event_from(TIMELINE_COLUMNS, row)
 
 
-# What the API's views of an event show: every column but the rule ids, the lookup keys and
-# the bookkeeping counters (``EventOut`` has none of them), so view reads leave them unread.
-VIEW_COLUMNS: tuple[str, ...] = tuple(
-    c
-    for c in TIMELINE_COLUMNS
-    if c not in ("field_rules", "lookup_keys", "dropped", "schema_version")
-)
-
-
 def timeline_view_from_row(row: Sequence[Any]) -> TimelineEvent:
     """A ``TimelineEvent`` from a row selected in VIEW_COLUMNS order, for the API's views:
     ``model_fields_set`` leaves out the columns not read, which nothing that renders a view
     reads."""
     return _event_from(VIEW_COLUMNS, row)
+
+
+def timeline_view_from_packed(event_id: str, view: str | bytes) -> TimelineEvent:
+    """The same event as ``timeline_view_from_row``, from its ``event_id`` and ``view`` column
+    (the values as they were written: ``occurred_at`` in microseconds)."""
+    values = orjson.loads(view)
+    values.insert(_VIEW_EVENT_ID, event_id)
+    values[_VIEW_OCCURRED_AT] = _EPOCH + values[_VIEW_OCCURRED_AT] * _MICROSECOND
+    return _event_from(VIEW_COLUMNS, values)
 
 
 def raw_columns(

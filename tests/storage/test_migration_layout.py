@@ -11,9 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from ingest.schema import TimelineEvent
+from projectors.blocks import TIMELINE_INSERT_COLUMNS, ColumnBlock
 from projectors.migrate import MigrationError, apply_pending, discover
 from projectors.reads import TimelineQuery
 from projectors.retention import RetentionPolicy
+from projectors.rows import timeline_columns
 from projectors.store import Store
 from safetrail.cli import app as cli
 from tests.store_fixtures import make_event, store_url
@@ -35,6 +37,12 @@ def _events(start: int, count: int) -> list[TimelineEvent]:
         )
         for i in range(start, start + count)
     ]
+
+
+def _insert_as_before(store: Store, events: list[TimelineEvent]) -> None:
+    """Insert as the code of that time did: without the ``view`` column (migration 0008)."""
+    columns = timeline_columns(events, datetime.now(UTC))[:-1]
+    store.insert_timeline(ColumnBlock(TIMELINE_INSERT_COLUMNS[:-1], columns, len(events)))
 
 
 def _layout(store: Store) -> tuple[str, str]:
@@ -59,18 +67,20 @@ def _answers(store: Store) -> tuple[object, ...]:
 
 
 def test_when_the_timeline_moves_to_its_new_layout_then_every_event_and_answer_stays(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     policy = RetentionPolicy()
     earlier = [m for m in discover() if m.version < 7]
     with Store.open(store_url(tmp_path), policy) as store:
         with store._pool.client() as client:  # noqa: SLF001
             apply_pending(client, policy, earlier)
-        store.insert_timeline(_events(0, 400))
+        _insert_as_before(store, _events(0, 400))
         assert _layout(store)[0] == "toYYYYMM(occurred_at)"
-        before = _answers(store)
+        with monkeypatch.context() as m:  # read as the code of that time did: no view column
+            m.setattr(Store, "view_column", False)
+            before = _answers(store)
 
-        assert store.migrate().applied == ["0007_timeline_layout"]
+        assert store.migrate().applied == ["0007_timeline_layout", "0008_timeline_view"]
 
         key, create = _layout(store)
         assert key == "toYear(occurred_at)"
@@ -96,7 +106,7 @@ def test_when_rows_must_move_and_other_writers_may_exist_then_migrating_is_refus
     with Store.open(store_url(tmp_path), policy) as store:
         with store._pool.client() as client:  # noqa: SLF001
             apply_pending(client, policy, [m for m in discover() if m.version < 7])
-        store.insert_timeline(_events(0, 20))
+        _insert_as_before(store, _events(0, 20))
         with pytest.raises(MigrationError, match="0007_timeline_layout moves stored rows"):
             store.migrate(offline=False)
         assert _layout(store)[0] == "toYYYYMM(occurred_at)"  # nothing applied
