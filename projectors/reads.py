@@ -52,6 +52,17 @@ _VIEW_OCCURRED_AT = VIEW_COLUMNS.index("occurred_at")
 _SIDE_READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="safetrail-read")
 
 
+def _newest_versions(rows: Sequence[Sequence[Any]], id_at: int) -> list[Sequence[Any]]:
+    """The newest version of each event among ``rows`` (its id at ``id_at``, its
+    ``ingested_at`` last), as ReplacingMergeTree keeps after merges."""
+    newest: dict[str, Sequence[Any]] = {}
+    for row in rows:
+        kept = newest.get(row[id_at])
+        if kept is None or row[-1] > kept[-1]:
+            newest[row[id_at]] = row
+    return list(newest.values())
+
+
 def _deduped(where: str, cols: str = _COLS) -> str:
     """Newest version of each event matching ``where``, as a subquery."""
     return (
@@ -153,26 +164,18 @@ class StoreReads:
         """
         if not self.view_column:
             return self._timeline_columns(where, params)
-        sql = f"SELECT event_id, ingested_at, view FROM timeline_events WHERE {where}"  # noqa: S608
-        newest: dict[str, Sequence[Any]] = {}
-        for row in self._rows(sql, params):
-            kept = newest.get(row[0])
-            if kept is None or row[1] > kept[1]:
-                newest[row[0]] = row
-        if not all(row[2] for row in newest.values()):
+        sql = f"SELECT event_id, view, ingested_at FROM timeline_events WHERE {where}"  # noqa: S608
+        newest = _newest_versions(self._rows(sql, params), 0)
+        if not all(row[1] for row in newest):
             return self._timeline_columns(where, params)
-        events = [timeline_view_from_packed(row[0], row[2]) for row in newest.values()]
+        events = [timeline_view_from_packed(row[0], row[1]) for row in newest]
         return sorted(events, key=lambda e: (e.occurred_at, e.event_id))
 
     def _timeline_columns(self, where: str, params: dict[str, Any]) -> list[TimelineEvent]:
         """``_timeline_view`` from the columns themselves (rows stored without a view)."""
         sql = f"SELECT {_VIEW}, ingested_at FROM timeline_events WHERE {where}"  # noqa: S608
-        newest: dict[str, Sequence[Any]] = {}
-        for row in self._rows(sql, params):
-            kept = newest.get(row[_VIEW_EVENT_ID])
-            if kept is None or row[-1] > kept[-1]:
-                newest[row[_VIEW_EVENT_ID]] = row
-        ordered = sorted(newest.values(), key=lambda r: (r[_VIEW_OCCURRED_AT], r[_VIEW_EVENT_ID]))
+        newest = _newest_versions(self._rows(sql, params), _VIEW_EVENT_ID)
+        ordered = sorted(newest, key=lambda r: (r[_VIEW_OCCURRED_AT], r[_VIEW_EVENT_ID]))
         return [timeline_view_from_row(row[:-1]) for row in ordered]
 
     def trace_events(self, trace_id: str, *, now: datetime | None = None) -> list[TimelineEvent]:
