@@ -22,8 +22,10 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from ingest.schema import Lane, TimelineEvent
+from projectors.blocks import TIMELINE_INSERT_COLUMNS, ColumnBlock
 from projectors.clients import connect
 from projectors.retention import RetentionPolicy
+from projectors.rows import timeline_columns
 from projectors.store import Store
 
 SERVER_URL_ENV = "SAFETRAIL_CLICKHOUSE_URL"
@@ -85,3 +87,10 @@ def make_event(
         rules_version="test-rules",
         **fields,
     )
+
+
+def insert_without_view(store: Store, events: list[TimelineEvent]) -> None:
+    """Store ``events`` as the code before migration 0008 did: without the ``view`` column
+    (it stays empty, so reads fall back to the columns)."""
+    columns = timeline_columns(events, datetime.now(UTC))[:-1]
+    store.insert_timeline(ColumnBlock(TIMELINE_INSERT_COLUMNS[:-1], columns, len(events)))

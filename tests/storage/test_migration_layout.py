@@ -11,14 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from ingest.schema import TimelineEvent
-from projectors.blocks import TIMELINE_INSERT_COLUMNS, ColumnBlock
 from projectors.migrate import MigrationError, apply_pending, discover
 from projectors.reads import TimelineQuery
 from projectors.retention import RetentionPolicy
-from projectors.rows import timeline_columns
 from projectors.store import Store
 from safetrail.cli import app as cli
-from tests.store_fixtures import make_event, store_url
+from tests.store_fixtures import insert_without_view, make_event, store_url
 
 NOW = datetime.now(UTC)
 MONTHS = 9
@@ -37,12 +35,6 @@ def _events(start: int, count: int) -> list[TimelineEvent]:
         )
         for i in range(start, start + count)
     ]
-
-
-def _insert_as_before(store: Store, events: list[TimelineEvent]) -> None:
-    """Insert as the code of that time did: without the ``view`` column (migration 0008)."""
-    columns = timeline_columns(events, datetime.now(UTC))[:-1]
-    store.insert_timeline(ColumnBlock(TIMELINE_INSERT_COLUMNS[:-1], columns, len(events)))
 
 
 def _layout(store: Store) -> tuple[str, str]:
@@ -74,7 +66,7 @@ def test_when_the_timeline_moves_to_its_new_layout_then_every_event_and_answer_s
     with Store.open(store_url(tmp_path), policy) as store:
         with store._pool.client() as client:  # noqa: SLF001
             apply_pending(client, policy, earlier)
-        _insert_as_before(store, _events(0, 400))
+        insert_without_view(store, _events(0, 400))
         assert _layout(store)[0] == "toYYYYMM(occurred_at)"
         with monkeypatch.context() as m:  # read as the code of that time did: no view column
             m.setattr(Store, "view_column", False)
@@ -106,7 +98,7 @@ def test_when_rows_must_move_and_other_writers_may_exist_then_migrating_is_refus
     with Store.open(store_url(tmp_path), policy) as store:
         with store._pool.client() as client:  # noqa: SLF001
             apply_pending(client, policy, [m for m in discover() if m.version < 7])
-        _insert_as_before(store, _events(0, 20))
+        insert_without_view(store, _events(0, 20))
         with pytest.raises(MigrationError, match="0007_timeline_layout moves stored rows"):
             store.migrate(offline=False)
         assert _layout(store)[0] == "toYYYYMM(occurred_at)"  # nothing applied

@@ -12,11 +12,10 @@ import pytest
 from bench.query import PER_TRACE, fill
 from ingest.schema import TimelineEvent
 from projectors import reads
-from projectors.blocks import TIMELINE_INSERT_COLUMNS, ColumnBlock
 from projectors.reads import TimelineQuery
-from projectors.rows import timeline_columns, timeline_view_from_packed
+from projectors.rows import timeline_view_from_packed
 from projectors.store import Store
-from tests.store_fixtures import make_event, open_store
+from tests.store_fixtures import insert_without_view, make_event, open_store
 
 NOW = datetime.now(UTC)
 
@@ -41,12 +40,6 @@ def _events(trace: str, count: int) -> list[TimelineEvent]:
     ]
 
 
-def _without_view(store: Store, events: list[TimelineEvent]) -> None:
-    """Store events as before migration 0008 did: no ``view`` column (it stays empty)."""
-    columns = timeline_columns(events, datetime.now(UTC))[:-1]
-    store.insert_timeline(ColumnBlock(TIMELINE_INSERT_COLUMNS[:-1], columns, len(events)))
-
-
 def _shown(events: list[TimelineEvent]) -> list[tuple[dict[str, object], set[str]]]:
     return [(e.model_dump(), set(e.model_fields_set)) for e in events]
 
@@ -63,9 +56,9 @@ def _only_views(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Store, "_timeline_columns", refuse)
 
 
-def _by_columns(store: Store, trace: str) -> list[TimelineEvent]:
+def _by_columns(store: Store, trace_id: str) -> list[TimelineEvent]:
     where = "trace_id = {trace_id:String}"
-    return store._timeline_columns(where, {"trace_id": f"tr_{trace}"})  # noqa: SLF001
+    return store._timeline_columns(where, {"trace_id": trace_id})  # noqa: SLF001
 
 
 def test_when_a_trace_is_read_then_its_view_column_answers_what_its_columns_say(
@@ -76,7 +69,7 @@ def test_when_a_trace_is_read_then_its_view_column_answers_what_its_columns_say(
         _only_views(m)
         events, _index = store.trace_view("tr_fresh")
     assert [e.event_id for e in events] == [f"ev_fresh_{i}" for i in range(6)]
-    assert _shown(events) == _shown(_by_columns(store, "fresh"))
+    assert _shown(events) == _shown(_by_columns(store, "tr_fresh"))
     assert events[1].occurred_at == NOW - timedelta(minutes=29, microseconds=1)
     assert events[1].fields["note"] == 'quote " and \\ é'
     assert events[0].reason is None and events[1].attempt == 2
@@ -87,11 +80,11 @@ def test_when_events_were_stored_before_the_view_column_then_their_columns_are_r
     store: Store,
 ) -> None:
     old, new = _events("mixed", 6)[:3], _events("mixed", 6)[3:]
-    _without_view(store, old)
+    insert_without_view(store, old)
     store.insert_timeline(new)
     events, _index = store.trace_view("tr_mixed")
     assert [e.event_id for e in events] == [f"ev_mixed_{i}" for i in range(6)]
-    assert _shown(events) == _shown(_by_columns(store, "mixed"))
+    assert _shown(events) == _shown(_by_columns(store, "tr_mixed"))
     jobs, _index = store.job_view("job_mixed")
     assert [e.event_id for e in jobs] == ["ev_mixed_1", "ev_mixed_3", "ev_mixed_5"]
     store.close()
@@ -102,14 +95,14 @@ def test_when_an_event_is_sent_again_then_the_view_shows_its_newest_version(
     store: Store, monkeypatch: pytest.MonkeyPatch, first_with_view: bool
 ) -> None:
     first = _events("again", 3)
-    store.insert_timeline(first) if first_with_view else _without_view(store, first)
+    store.insert_timeline(first) if first_with_view else insert_without_view(store, first)
     store.insert_timeline([first[1].model_copy(update={"label": "Email sending retried"})])
     with monkeypatch.context() as m:
         if first_with_view:
             _only_views(m)
         events, _index = store.trace_view("tr_again")
     assert [e.label for e in events] == [first[0].label, "Email sending retried", first[2].label]
-    assert _shown(events) == _shown(_by_columns(store, "again"))
+    assert _shown(events) == _shown(_by_columns(store, "tr_again"))
     store.close()
 
 
@@ -124,9 +117,7 @@ def test_when_the_query_bench_generates_events_then_their_views_match_their_colu
         _only_views(m)
         events, _index = store.trace_view(trace)
     assert len(events) == PER_TRACE
-    where = "trace_id = {trace_id:String}"
-    columns = store._timeline_columns(where, {"trace_id": trace})  # noqa: SLF001
-    assert _shown(events) == _shown(columns)
+    assert _shown(events) == _shown(_by_columns(store, trace))
     store.close()
 
 
@@ -136,7 +127,7 @@ def test_when_a_customer_page_is_read_then_the_view_column_answers_what_the_colu
 ) -> None:
     events = _events("page", 7)
     if stored_before:
-        _without_view(store, events[:stored_before])
+        insert_without_view(store, events[:stored_before])
     store.insert_timeline(events[stored_before:])
     packed: list[str] = []
 
