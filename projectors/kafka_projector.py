@@ -160,12 +160,9 @@ class KafkaProjector:
         self.batch_size = batch_size or settings.projector_batch_size
         self.batch_seconds = batch_seconds or settings.projector_batch_seconds
         self.linger = min(LINGER, self.batch_seconds)
-        self.batch_min_seconds = min(
-            settings.projector_batch_min_seconds
-            if batch_min_seconds is None
-            else batch_min_seconds,
-            self.batch_seconds,
-        )
+        if batch_min_seconds is None:
+            batch_min_seconds = settings.projector_batch_min_seconds
+        self.batch_min_seconds = min(batch_min_seconds, self.batch_seconds)
         self.topics = [
             settings.topic_raw,
             settings.topic_customer,
