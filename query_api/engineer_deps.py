@@ -4,6 +4,7 @@ Raw drill-down, dead letters and replays may show or rewrite unredacted data, so
 must say why (``X-Access-Reason`` header or ``reason``; a ticket or incident ID), the reason
 goes into the access log with the entry, and raw reads are limited per user
 (``SAFETRAIL_RAW_READS_PER_MINUTE``), shared between the API and the support page panel.
+Lookups without I/O are ``async def`` (no thread-pool hand-off), as in ``query_api.deps``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ MAX_REASON = 200
 _lock = threading.Lock()
 
 
-def engineer(user: CurrentUser) -> Principal:
+async def engineer(user: CurrentUser) -> Principal:
     """The caller if an engineer (or admin); otherwise 403 explaining the restriction."""
     if not user.has(Role.ENGINEER):
         raise ApiError(
@@ -46,7 +47,7 @@ def clean_reason(value: str | None) -> str | None:
     return text or None
 
 
-def required_reason(request: Request, reason: str | None = None) -> str:
+async def required_reason(request: Request, reason: str | None = None) -> str:
     """The ``X-Access-Reason`` header or ``reason`` query parameter; 400 when neither is set."""
     stated = clean_reason(request.headers.get("x-access-reason")) or clean_reason(reason)
     if stated is None:
@@ -84,7 +85,7 @@ def spend_raw_read(limiter: RateLimiter, user: Principal, per_minute: int) -> No
         )
 
 
-def get_redactor(request: Request) -> Redactor:
+async def get_redactor(request: Request) -> Redactor:
     """The rules the app runs (the ones a replay re-applies)."""
     redactor: Redactor = request.app.state.redactor
     return redactor

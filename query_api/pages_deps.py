@@ -1,4 +1,8 @@
-"""Dependencies of the page routes: signed-in user, access-log writer, rendering, filters."""
+"""Dependencies of the page routes: signed-in user, access-log writer, rendering, filters.
+
+The dependencies only look things up (no I/O), so they are ``async def``, like those in
+``query_api.deps``: each plain ``def`` would cost a thread-pool hand-off per request.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from safetrail.settings import Role
 _ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 
 
-def page_user(request: Request) -> Principal:
+async def page_user(request: Request) -> Principal:
     """The signed-in user from the session cookie; otherwise off to the sign-in form."""
     user = pages_state(request).signer.resolve(request.cookies.get(SESSION_COOKIE))
     if user is None:
@@ -33,7 +37,7 @@ def page_user(request: Request) -> Principal:
 SignedIn = Annotated[Principal, Depends(page_user)]
 
 
-def page_admin(request: Request, user: SignedIn) -> Principal:
+async def page_admin(request: Request, user: SignedIn) -> Principal:
     """The signed-in user if an admin; otherwise a plain 403 page."""
     if not user.has(Role.ADMIN):
         raise PageError(403, "Admins only", "Only admins can open the access log.")
@@ -43,7 +47,7 @@ def page_admin(request: Request, user: SignedIn) -> Principal:
 AdminSignedIn = Annotated[Principal, Depends(page_admin)]
 
 
-def page_audit(request: Request, store: StoreDep, user: SignedIn) -> Audit:
+async def page_audit(request: Request, store: StoreDep, user: SignedIn) -> Audit:
     """The access-log writer bound to the user and the page's route template, as on ``/v1``."""
     route = getattr(request.scope.get("route"), "path", request.url.path)
     return Audit(store, user, route, None)
@@ -78,7 +82,7 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def timeline_form(
+async def timeline_form(
     lane: str | None = None, since: str | None = None, until: str | None = None
 ) -> tuple[dict[str, str], TimelineFilter, str | None]:
     """The filter form's values, the filter they make, and a plain error if they are wrong."""
