@@ -45,7 +45,7 @@ from prometheus_client import Counter as Metric
 from ingest.liveness import KafkaOffsets, Watchdog, exit_for_restart
 from ingest.process import Accepted, Rejected, process
 from ingest.schema import Lane
-from redaction_rules.engine import Redactor, load_rules
+from redaction_rules.engine import Redactor
 from safetrail.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -314,11 +314,6 @@ def _outcome(out: Output, settings: Settings) -> str:
     if out.topic == settings.topic_dlq:
         return "rejected"
     return "customer" if out.topic == settings.topic_customer else "system"
-
-
-def build_redactor(settings: Settings) -> Redactor:
-    """The redactor for ``settings``: its rule files (or the packaged rules) and HMAC key."""
-    return Redactor(load_rules(settings.rules_path), settings.effective_hmac_key)
 
 
 def run_worker(app: faust.App, *, loglevel: str = "INFO") -> None:

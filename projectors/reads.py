@@ -382,12 +382,21 @@ class StoreReads:
 
     def customers_by_lookup_key(self, lookup_key: str, *, now: datetime | None = None) -> list[str]:
         """Customer ids whose kept emails/phones hash to ``lookup_key`` within retention."""
+        return self.customers_by_lookup_keys([lookup_key], now=now)
+
+    def customers_by_lookup_keys(
+        self, lookup_keys: Sequence[str], *, now: datetime | None = None
+    ) -> list[str]:
+        """Customer ids whose kept emails/phones hash to any of ``lookup_keys`` (one value's
+        token under the current and the retired HMAC keys) within retention."""
+        if not lookup_keys:
+            return []
         sql = (
             "SELECT DISTINCT customer_id FROM customer_lookup "  # noqa: S608
-            f"WHERE lookup_key = {{key:String}} AND last_seen >= {{since:{_TS}}} "
+            f"WHERE lookup_key IN {{keys:Array(String)}} AND last_seen >= {{since:{_TS}}} "
             "ORDER BY customer_id"
         )
-        rows = self._rows(sql, {"key": lookup_key, "since": self._cutoff(now)})
+        rows = self._rows(sql, {"keys": list(lookup_keys), "since": self._cutoff(now)})
         return [str(row[0]) for row in rows]
 
     def raw_events(self, trace_id: str) -> list[RawEvent]:

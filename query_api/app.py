@@ -36,13 +36,9 @@ from query_api.routes import (
     traces,
 )
 from query_api.routes.pages import install_support_pages
-from redaction_rules.engine import Redactor, load_rules
+from redaction_rules.engine import Redactor
+from safetrail.redactor import build_redactor
 from safetrail.settings import Settings
-
-
-def build_redactor(settings: Settings) -> Redactor:
-    """The redactor for ``settings``: its rule file (or the packaged rules) and HMAC key."""
-    return Redactor(load_rules(settings.rules_path), settings.effective_hmac_key)
 
 
 def _utc_now() -> datetime:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -114,6 +115,27 @@ def _timeline(values: dict[str, Any], error: bool, found: bool) -> TimelineEvent
     return event
 
 
+TOKEN_CHARS = 32
+
+
+def _lookup_identity(value: str, region: str) -> str | None:
+    """What a lookup token is computed over: ``email:<normalized>`` or ``phone:<E.164>``."""
+    text = value.strip()
+    parts = masks.split_email(text)
+    if parts is not None:
+        return "email:" + masks.normalize_email(*parts)
+    if "@" in text or sum(c.isdigit() for c in text) < 7:
+        return None
+    number = masks.parse_phone(text, region)
+    if number is None:
+        return None
+    return "phone:" + masks.normalize_phone(number)
+
+
+def _token_under(key: bytes, identity: str) -> str:
+    return hmac.new(key, identity.encode(), hashlib.sha256).hexdigest()[:TOKEN_CHARS]
+
+
 class Redactor:
     """Applies a ``RuleSet`` to raw events.
 
@@ -122,11 +144,15 @@ class Redactor:
     values cheaper and never change an output.
     """
 
-    def __init__(self, rules: RuleSet, hmac_key: bytes) -> None:
-        if not hmac_key:
-            raise ValueError("hmac_key must not be empty")
+    def __init__(
+        self, rules: RuleSet, hmac_key: bytes, previous_keys: Sequence[bytes] = ()
+    ) -> None:
+        if not hmac_key or not all(previous_keys):
+            raise ValueError("hmac_key and previous_keys must not be empty")
         self.rules = rules
         self._key = hmac_key
+        # Keys retired by rotations: never used to write, only to find what they wrote.
+        self._previous = tuple(previous_keys)
         self._scanner = TextScanner()
         self._cache = OperatorCache()
         self._mac = hmac.new(hmac_key, digestmod=hashlib.sha256)
@@ -140,10 +166,10 @@ class Redactor:
         # Shown lines of recent error messages: a failing job repeats its message per retry.
         self._summaries: dict[str, str] = {}
 
-    def __reduce__(self) -> tuple[type[Redactor], tuple[RuleSet, bytes]]:
-        # Pickled as its rules and key (the HMAC state and caches are rebuilt), so a process
+    def __reduce__(self) -> tuple[type[Redactor], tuple[RuleSet, bytes, tuple[bytes, ...]]]:
+        # Pickled as its rules and keys (the HMAC state and caches are rebuilt), so a process
         # pool can run the same redactor in worker processes.
-        return (Redactor, (self.rules, self._key))
+        return (Redactor, (self.rules, self._key, self._previous))
 
     @property
     def version(self) -> str:
@@ -155,7 +181,7 @@ class Redactor:
         if token is None:
             mac = self._mac.copy()  # copying the keyed state skips the key schedule
             mac.update(identity.encode())
-            token = mac.hexdigest()[:32]
+            token = mac.hexdigest()[:TOKEN_CHARS]
             if len(self._tokens) >= 50_000:
                 self._tokens.clear()
             self._tokens[identity] = token  # a customer's email recurs in all their events
@@ -168,16 +194,18 @@ class Redactor:
         E.164 phone; numbers without ``+`` read in ``region``), so the token equals an entry
         of ``TimelineEvent.lookup_keys``.
         """
-        text = value.strip()
-        parts = masks.split_email(text)
-        if parts is not None:
-            return self._token("email:" + masks.normalize_email(*parts))
-        if "@" in text or sum(c.isdigit() for c in text) < 7:
-            return None
-        number = masks.parse_phone(text, region)
-        if number is None:
-            return None
-        return self._token("phone:" + masks.normalize_phone(number))
+        identity = _lookup_identity(value, region)
+        return None if identity is None else self._token(identity)
+
+    def lookup_keys(self, value: str, region: str = "US") -> list[str]:
+        """``lookup_key`` under the current key, then under each previous one (rotation):
+        events keep the token of the key they were stored with. Empty if ``value`` is not an
+        email or phone number."""
+        identity = _lookup_identity(value, region)
+        if identity is None:
+            return []
+        retired = [_token_under(key, identity) for key in self._previous]
+        return [self._token(identity), *retired]
 
     def _reason(
         self, code: str | None, message: str | None, known_type: bool, ctx: ApplyContext

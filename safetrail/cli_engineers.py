@@ -41,7 +41,8 @@ from projectors.replay import (
 from projectors.replay_sources import DeadLetterSource, redrive_sink, replay_endpoints
 from projectors.retention import RetentionPolicy
 from projectors.store import Store
-from redaction_rules.engine import Redactor, load_rules
+from redaction_rules.engine import Redactor
+from safetrail.redactor import build_redactor
 from safetrail.settings import Settings
 
 _RELATIVE = re.compile(r"^-(\d+)([smhd])$")
@@ -78,10 +79,6 @@ def _open_store(settings: Settings) -> Iterator[Store]:
         yield store
     finally:
         store.close()
-
-
-def _redactor(settings: Settings) -> Redactor:
-    return Redactor(load_rules(settings.rules_path), settings.effective_hmac_key)
 
 
 class RateColumn(ProgressColumn):
@@ -178,7 +175,7 @@ def replay_cmd(
         raise typer.BadParameter("--to must be later than --from")
     with _open_store(settings) as store:
         source, sink = replay_endpoints(settings, store, request.selection())
-        report = _run(store, _redactor(settings), request, source, sink, "replay")
+        report = _run(store, build_redactor(settings), request, source, sink, "replay")
     _show(report, as_json)
 
 
@@ -252,7 +249,7 @@ def dead_letters_redrive_cmd(
     with _open_store(settings) as store:
         source = DeadLetterSource(store, ids or None)
         sink = redrive_sink(settings, store)
-        report = _run(store, _redactor(settings), request, source, sink, "redrive")
+        report = _run(store, build_redactor(settings), request, source, sink, "redrive")
     _show(report, as_json)
 
 

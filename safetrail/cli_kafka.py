@@ -23,6 +23,7 @@ from typing import Annotated
 import typer
 
 from safetrail.gc_tuning import tune_gc
+from safetrail.redactor import build_redactor
 from safetrail.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,7 +85,6 @@ def process_cmd(
     settings = _settings(bootstrap)
     from ingest.processor_app import (
         APP_ID,
-        build_redactor,
         build_watchdog,
         create_app,
         ensure_topics,
@@ -172,7 +172,7 @@ def _run_up(settings: Settings, host: str, port: int) -> None:
 
     from ingest.kafka_collector import KafkaIngestor
     from ingest.kafka_sink import KafkaSink
-    from ingest.processor_app import build_redactor, ensure_topics
+    from ingest.processor_app import ensure_topics
     from projectors.kafka_projector import KafkaProjector
     from projectors.retention import RetentionPolicy
     from projectors.store import Store

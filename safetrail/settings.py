@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     kafka_port: int = 9092
     api_tokens: dict[str, TokenInfo] = Field(default_factory=dict)
     hmac_key: SecretStr = SecretStr("")
+    # Keys used before the current one, newest first (JSON array): after a rotation, support's
+    # email and phone lookups still find customers whose events were stored under them.
+    hmac_previous_keys: tuple[SecretStr, ...] = ()
     demo: bool = False
     rules_path: Path | None = None
     retention_days: int = Field(default=400, ge=1)
@@ -91,6 +94,17 @@ class Settings(BaseSettings):
             )
         if not self.demo and len(self.hmac_key.get_secret_value()) < 16:
             raise ValueError("SAFETRAIL_HMAC_KEY must be at least 16 characters")
+        for old in self.hmac_previous_keys:
+            value = old.get_secret_value()
+            if value in PLACEHOLDER_SECRETS or len(value) < 16:
+                raise ValueError(
+                    "SAFETRAIL_HMAC_PREVIOUS_KEYS holds a placeholder or a key shorter than "
+                    "16 characters"
+                )
+            if value == self.hmac_key.get_secret_value():
+                raise ValueError(
+                    "SAFETRAIL_HMAC_PREVIOUS_KEYS repeats the current SAFETRAIL_HMAC_KEY"
+                )
         if not self.demo and any(tok in DEMO_TOKENS for tok in self.api_tokens):
             raise ValueError("demo API tokens are refused outside the demo")
         return self
@@ -100,6 +114,11 @@ class Settings(BaseSettings):
         """The HMAC key; the demo falls back to a fixed, clearly fake key."""
         value = self.hmac_key.get_secret_value() or DEMO_HMAC_KEY
         return value.encode()
+
+    @property
+    def previous_hmac_keys(self) -> tuple[bytes, ...]:
+        """Keys retired by rotations (newest first); lookups try them after the current one."""
+        return tuple(old.get_secret_value().encode() for old in self.hmac_previous_keys)
 
     @property
     def effective_tokens(self) -> dict[str, TokenInfo]:

@@ -162,11 +162,11 @@ def search(
         limit = pages.settings.lookups_per_minute
         error = f"You reached {limit} email or phone lookups in a minute. Wait a minute."
         return show(request, user, "search.html", 429, matches=None, error=error)
-    key = pages.redactor.lookup_key(value)
-    if key is None:
+    keys = pages.redactor.lookup_keys(value)
+    if not keys:
         error = "That is not a valid email address or phone number."
         return show(request, user, "search.html", 400, matches=None, error=error)
-    matches = store.customers_by_lookup_key(key, now=now)
+    matches = store.customers_by_lookup_keys(keys, now=now)
     log.record("customer_lookup", ",".join(matches)[:512] or "no match")
     return show(request, user, "search.html", matches=matches, error=None)
 

@@ -13,12 +13,13 @@ import pytest
 from ingest.collector import EmbeddedCollector, IngestReport
 from ingest.kafka_collector import KafkaIngestor
 from ingest.kafka_sink import KafkaSink
-from ingest.processor_app import build_redactor, ensure_topics
+from ingest.processor_app import ensure_topics
 from ingest.schema import TimelineEvent
 from projectors.kafka_projector import KafkaProjector
 from projectors.retention import RetentionPolicy
 from projectors.rows import DeadLetter
 from projectors.store import Store
+from safetrail.redactor import build_redactor
 from tests.kafka.pipeline import BAD_PAYLOADS, Pipeline, wait_until
 from tests.store_fixtures import store_url
 

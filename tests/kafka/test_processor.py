@@ -16,13 +16,13 @@ from ingest.processor_app import (
     H_TRACE_ID,
     Output,
     Source,
-    build_redactor,
     deliver,
     route,
     topic_specs,
 )
 from ingest.schema import Lane, TimelineEvent
 from redaction_rules.engine import Redactor
+from safetrail.redactor import build_redactor
 from safetrail.settings import Settings
 
 SETTINGS = Settings(demo=True, topic_partitions=4, raw_topic_retention_hours=48)

@@ -14,12 +14,13 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from ingest.processor_app import Source, build_redactor, ensure_topics, route
+from ingest.processor_app import Source, ensure_topics, route
 from ingest.schema import TimelineEvent
 from projectors.blocks import ColumnBlock
 from projectors.kafka_projector import LAG, KafkaProjector
 from projectors.retention import RetentionPolicy
 from projectors.store import Store
+from safetrail.redactor import build_redactor
 from tests.kafka.helpers import unique
 from tests.kafka.pipeline import Pipeline
 from tests.store_fixtures import store_url
