@@ -154,17 +154,19 @@ def up_cmd(
 ) -> None:
     """Run the scale-out pipeline on one machine against a local Apache Kafka broker."""
     started_broker = False
-    if not os.environ.get("SAFETRAIL_KAFKA_BOOTSTRAP"):
-        kafka_port = Settings().kafka_port
-        subprocess.run(["bash", str(KAFKA_SH), "up"], check=True)  # noqa: S603, S607
-        os.environ["SAFETRAIL_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{kafka_port}"
+    configured = Settings()  # environment and .env, as every other command reads them
+    # The broker script reads the environment only: hand it the port .env may have set.
+    broker_env = {**os.environ, "SAFETRAIL_KAFKA_PORT": str(configured.kafka_port)}
+    if not configured.kafka_bootstrap:
+        subprocess.run(["bash", str(KAFKA_SH), "up"], check=True, env=broker_env)  # noqa: S603, S607
+        os.environ["SAFETRAIL_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{configured.kafka_port}"
         started_broker = True
     settings = _settings(None)
     try:
         _run_up(settings, host, port)
     finally:
         if started_broker and not keep_broker:
-            subprocess.run(["bash", str(KAFKA_SH), "down"], check=False)  # noqa: S603, S607
+            subprocess.run(["bash", str(KAFKA_SH), "down"], check=False, env=broker_env)  # noqa: S603, S607
 
 
 def _run_up(settings: Settings, host: str, port: int) -> None:
