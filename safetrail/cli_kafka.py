@@ -80,6 +80,14 @@ def process_cmd(
     workers: Annotated[int, typer.Option(min=1, help="worker processes on this machine")] = 1,
     app_id: Annotated[str, typer.Option(help="faust app id (consumer group)")] = "",
     loglevel: Annotated[str, typer.Option(help="log level")] = "INFO",
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            help="serve Prometheus metrics (events routed, by outcome) on 127.0.0.1:PORT "
+            "(0: off); with --workers N, worker i serves on PORT+i"
+        ),
+    ] = 0,
+    metrics_host: Annotated[str, typer.Option(help="address for the metrics server")] = "127.0.0.1",
 ) -> None:
     """Run the faust processor: raw topic ─▶ timeline topics, bad input ─▶ dead-letter topic."""
     settings = _settings(bootstrap)
@@ -99,10 +107,17 @@ def process_cmd(
         _on_stop(stop.set)
         argv = [sys.executable, "-m", "safetrail.cli", "process", "--workers", "1"]
         argv += ["--app-id", app_id or APP_ID, "--loglevel", loglevel]
+        argv += ["--metrics-host", metrics_host]
         if bootstrap:
             argv += ["--bootstrap", bootstrap]
+
+        def worker_argv(i: int) -> list[str]:
+            return [*argv, "--metrics-port", str(metrics_port + i if metrics_port else 0)]
+
         threads = [
-            threading.Thread(target=supervise, args=(argv, stop, f"worker {i}"), daemon=True)
+            threading.Thread(
+                target=supervise, args=(worker_argv(i), stop, f"worker {i}"), daemon=True
+            )
             for i in range(workers)
         ]
         for t in threads:
@@ -110,6 +125,10 @@ def process_cmd(
         for t in threads:
             t.join()
         return
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_host)
     watchdog = build_watchdog(settings, app_id or APP_ID)
     app = create_app(settings, build_redactor(settings), app_id=app_id or APP_ID, watchdog=watchdog)
     watchdog.start()

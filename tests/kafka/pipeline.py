@@ -77,9 +77,10 @@ class Pipeline:
         s = self.settings
         return [s.topic_customer, s.topic_system, s.topic_dlq]
 
-    def start(self, command: str) -> subprocess.Popen[bytes]:
-        """Start ``safetrail process`` or ``safetrail project`` as a child process."""
-        argv = [sys.executable, "-m", "safetrail.cli", command]
+    def start(self, command: str, *options: str) -> subprocess.Popen[bytes]:
+        """Start ``safetrail process`` or ``safetrail project`` (with ``options``) as a child
+        process."""
+        argv = [sys.executable, "-m", "safetrail.cli", command, *options]
         if command == "process":
             argv += ["--app-id", self.processor_group]
         log = (self.logs / f"{command}-{len(self.children)}.log").open("wb")

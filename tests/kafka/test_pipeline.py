@@ -11,9 +11,11 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from bench.common import free_port
 from ingest.kafka_sink import KafkaSink
 from ingest.processor_app import H_REASON, ensure_topics
 from projectors.retention import RetentionPolicy
@@ -33,6 +35,16 @@ KILL_AFTER = 5_000  # progress of the victim when it is killed
 def _ready(child: subprocess.Popen[bytes], log: Path, marker: str) -> bool:
     assert child.poll() is None, f"{log.name} exited early:\n{log.read_text()[-3000:]}"
     return marker in log.read_text(errors="replace")
+
+
+def _routed(url: str) -> dict[str, float]:
+    """The processor's events routed by outcome, from its Prometheus endpoint."""
+    counts: dict[str, float] = {}
+    for line in httpx.get(url, timeout=10).text.splitlines():
+        if line.startswith("safetrail_processor_events_total{"):
+            labels, _, value = line.rpartition(" ")
+            counts[labels.split('outcome="')[1].split('"')[0]] = float(value)
+    return counts
 
 
 def _api_event_ids(store: Store, pipeline: Pipeline) -> Counter[str]:
@@ -73,7 +85,9 @@ def test_when_a_stage_is_killed_mid_stream_then_every_event_is_readable_exactly_
     settings = pipeline.settings
     ensure_topics(settings)
     try:
-        worker, projector = pipeline.start("process"), pipeline.start("project")
+        metrics_port = free_port()
+        worker = pipeline.start("process", "--metrics-port", str(metrics_port))
+        projector = pipeline.start("project")
         wait_until(lambda: _ready(worker, tmp_path / "process-0.log", "Ready"), 90, "worker")
         wait_until(
             lambda: _ready(projector, tmp_path / "project-1.log", "assigned"), 90, "projector"
@@ -114,6 +128,10 @@ def test_when_a_stage_is_killed_mid_stream_then_every_event_is_readable_exactly_
             lambda: pipeline.caught_up(settings.consumer_group, pipeline.outputs), 180, "projector"
         )
         dlq_messages = read_all(kafka_bootstrap, settings.topic_dlq, expect=len(BAD_PAYLOADS))
+        if victim == "project":  # the first worker ran throughout: its counts are the run's
+            routed = _routed(f"http://127.0.0.1:{metrics_port}/metrics")
+            assert routed["rejected"] == len(BAD_PAYLOADS)
+            assert routed["customer"] + routed["system"] == TOTAL
     finally:
         pipeline.stop_all()
 
