@@ -44,7 +44,7 @@ _CREATE_VIEW = re.compile(
 _ALTER = re.compile(r"^ALTER\s+TABLE\s+(\w+)\s+(.*)$", re.I | re.S)
 _DROP = re.compile(r"^DROP\s+TABLE\s+(IF\s+EXISTS\s+)?(\w+)$", re.I)
 _EXCHANGE = re.compile(r"^EXCHANGE\s+TABLES\s+(\w+)\s+AND\s+(\w+)$", re.I)
-_COPY = re.compile(r"^INSERT\s+INTO\s+(\w+)\s+SELECT\s+\*\s+FROM\s+(\w+)$", re.I)
+_COPY = re.compile(r"^INSERT\s+INTO\s+(\w+)\s+SELECT\s+.+?\s+FROM\s+(\w+)\b", re.I | re.S)
 _ENGINE = re.compile(r"\bENGINE\s*=\s*(\w+)", re.I)
 _ORDER_BY = re.compile(r"\bORDER\s+BY\s+", re.I)
 _COLUMN_COMMAND = re.compile(r"^(ADD|DROP|MODIFY|RENAME|COMMENT)\s+COLUMN\b", re.I)
@@ -82,8 +82,9 @@ def cluster_ddl(sql: str, cluster: str, database: str) -> list[str]:
         # The Distributed tables keep naming their ``_local`` tables, which change places.
         return [f"EXCHANGE TABLES {match[1]}{LOCAL_SUFFIX} AND {match[2]}{LOCAL_SUFFIX} {on}"]
     if _COPY.match(statement):
-        # A copy between two tables runs once, through their Distributed tables: every shard is
-        # read and each row goes to the shard its sharding key names, as any insert does.
+        # A copy (or backfill) between two tables runs once, through their Distributed tables:
+        # every shard is read and each row goes to the shard its sharding key names, as any
+        # insert does.
         return [statement]
     if match := _DROP.match(statement):
         exists, name = match[1] or "", match[2]

@@ -31,6 +31,7 @@ from projectors.rows import (
     VIEW_COLUMNS,
     AccessRecord,
     DeadLetter,
+    SubjectMatch,
     TraceIndexRow,
     dead_letter_from_row,
     timeline_from_row,
@@ -309,6 +310,23 @@ class StoreReads:
             f"AND occurred_at >= {{since:{_TS}}} LIMIT 1"
         )
         return bool(self._rows(sql, {"customer_id": customer_id, "since": self._cutoff(now)}))
+
+    def traces_naming(
+        self, subject_id: str, *, now: datetime | None = None, limit: int = 50
+    ) -> list[SubjectMatch]:
+        """Traces whose events named ``subject_id`` as an order, workspace or request ID
+        within retention, latest first (at most ``limit``)."""
+        sql = (
+            "SELECT kind, trace_id, any(customer_id), max(occurred_at) AS last_at "  # noqa: S608
+            "FROM subject_index WHERE kind IN ('order', 'workspace', 'request') "
+            f"AND id = {{id:String}} AND occurred_at >= {{since:{_TS}}} "
+            "GROUP BY kind, trace_id ORDER BY last_at DESC, trace_id LIMIT {limit:UInt32}"
+        )
+        params = {"id": subject_id, "since": self._cutoff(now), "limit": limit}
+        return [
+            SubjectMatch(str(kind), str(trace), str(customer) or None, utc(at))
+            for kind, trace, customer, at in self._rows(sql, params)
+        ]
 
     def customer_timeline(
         self, customer_id: str, query: TimelineQuery, *, now: datetime | None = None

@@ -19,6 +19,7 @@ PolicyKind = Literal["timeline", "raw"]
 TTL_TABLES: dict[str, tuple[str, PolicyKind | None]] = {
     "timeline_events": ("occurred_at", "timeline"),
     "customer_lookup": ("last_seen", "timeline"),
+    "subject_index": ("occurred_at", "timeline"),
     "raw_events": ("received_at", "raw"),
     "dead_letters": ("received_at", "raw"),
     "dead_letter_redrives": ("redriven_at", "raw"),

@@ -293,6 +293,16 @@ def dead_letter_from_row(row: Sequence[Any]) -> DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class SubjectMatch:
+    """A trace that named an order, workspace or request ID (``subject_index``)."""
+
+    kind: str  # "order", "workspace" or "request"
+    trace_id: str
+    customer_id: str | None
+    last_at: datetime  # the trace's latest event naming it
+
+
+@dataclass(frozen=True, slots=True)
 class TraceIndexRow:
     """That an event existed, without its content: kept after the timeline TTL removes it."""
 

@@ -39,6 +39,7 @@ _MERGED_TABLES = (
     "timeline_events",
     "trace_index",
     "customer_lookup",
+    "subject_index",
     "raw_events",
     "dead_letters",
 )

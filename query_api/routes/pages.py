@@ -146,8 +146,23 @@ def search(
     # Checked here, not by the form parser, so an over-long value gets this page, not JSON.
     kind = classify(q) if len(q) <= MAX_QUERY else QueryKind.INVALID
     value = q.strip()
-    if kind is QueryKind.AMBIGUOUS:
-        kind = QueryKind.CUSTOMER if store.customer_exists(value, now=now) else QueryKind.CONTACT
+    if kind in (QueryKind.CUSTOMER, QueryKind.AMBIGUOUS) and not store.customer_exists(
+        value, now=now
+    ):
+        # Not a customer's ID: maybe a trace or job ID without the usual prefix, or an order,
+        # workspace or request ID some event named.
+        if store.trace_index(value):
+            return redirect(f"/support/traces/{value}")
+        if store.job_index(value):
+            return redirect(f"/support/jobs/{value}")
+        named = store.traces_naming(value, now=now)
+        if named:
+            log.record("subject_lookup", ",".join(m.trace_id for m in named)[:512])
+            return show(request, user, "search.html", matches=None, error=None, named=named)
+        if kind is QueryKind.AMBIGUOUS:
+            kind = QueryKind.CONTACT  # digits only and no ID matches: a phone number
+    elif kind is QueryKind.AMBIGUOUS:
+        kind = QueryKind.CUSTOMER
     if kind is QueryKind.TRACE:
         return redirect(f"/support/traces/{value}")
     if kind is QueryKind.JOB:
@@ -155,7 +170,10 @@ def search(
     if kind is QueryKind.CUSTOMER:
         return redirect(f"/support/customers/{value}")
     if kind is QueryKind.INVALID:
-        error = "That is not a trace ID, customer ID, job ID, email address or phone number."
+        error = (
+            "That is not a trace, customer, job, order, workspace or request ID, an email "
+            "address or a phone number."
+        )
         return show(request, user, "search.html", 400, matches=None, error=error)
     pages = pages_state(request)
     if not pages.lookups.allow(user.name):

@@ -21,6 +21,7 @@ KINDS = (
     ("customer", "Customer timeline"),
     ("customer_export", "Customer CSV export"),
     ("customer_lookup", "Lookup by email or phone"),
+    ("subject_lookup", "Lookup by order, workspace or request ID"),
     ("access_log", "Access log"),
     ("raw_trace", "Raw events of a trace (engineers)"),
     ("dead_letters", "Dead letters (engineers)"),

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.browser
 
 def _search(page: Page, text: str) -> None:
     page.goto("/support")
-    page.get_by_label("Trace ID, customer ID, job ID").fill(text)
+    page.get_by_label("Trace, customer, job, order, workspace or request ID").fill(text)
     page.get_by_role("button", name="Search").click()
 
 
@@ -113,7 +113,7 @@ def test_when_support_types_what_the_customer_gave_then_the_customer_is_found_un
     expect(link).to_be_visible()
     html = page.content()
     assert typed not in html and canary.leaks(html) == []
-    box = page.get_by_label("Trace ID, customer ID, job ID")
+    box = page.get_by_label("Trace, customer, job, order, workspace or request ID")
     assert box.input_value() == ""
     # The browser must not keep what was typed in its form history (autofill leaks).
     assert box.get_attribute("autocomplete") == "off"
@@ -251,7 +251,7 @@ def test_when_an_overlong_or_odd_value_is_searched_then_a_plain_page_explains(
 ) -> None:
     for typed, marker in (("x" * 300, "x" * 300), ("<b>maria</b>", "maria")):
         _search(page, typed)
-        expect(page.get_by_role("alert")).to_contain_text("is not a trace ID")
+        expect(page.get_by_role("alert")).to_contain_text("is not a trace, customer, job")
         assert marker not in page.content()
 
 

@@ -26,7 +26,7 @@ PAGES = (
 
 def _search(page: Page, text: str) -> None:
     page.goto("/support")
-    page.get_by_label("Trace ID, customer ID, job ID").fill(text)
+    page.get_by_label("Trace, customer, job, order, workspace or request ID").fill(text)
     page.get_by_role("button", name="Search").click()
 
 

@@ -30,7 +30,8 @@ CLUSTER, DATABASE = "prod_cluster", "safetrail"
 POLICY = RetentionPolicy()
 MIGRATIONS = discover()
 _CREATE = re.compile(r"^CREATE TABLE (?:IF NOT EXISTS )?(\w+)\s*\(", re.I)
-_COPY = re.compile(r"^INSERT INTO (\w+) SELECT \* FROM (\w+)$")
+# A copy or backfill: INSERT INTO <table> SELECT ... FROM <table> (plain names both).
+_COPY = re.compile(r"^INSERT INTO (\w+)\s+SELECT\s.+?\sFROM (\w+)\b", re.S)
 _MV = re.compile(r"^CREATE MATERIALIZED VIEW (?:IF NOT EXISTS )?\w+ TO (\w+) AS (.*)$", re.I | re.S)
 
 

@@ -72,7 +72,11 @@ def test_when_the_timeline_moves_to_its_new_layout_then_every_event_and_answer_s
             m.setattr(Store, "view_column", False)
             before = _answers(store)
 
-        assert store.migrate().applied == ["0007_timeline_layout", "0008_timeline_view"]
+        assert store.migrate().applied == [
+            "0007_timeline_layout",
+            "0008_timeline_view",
+            "0009_subject_index",
+        ]
 
         key, create = _layout(store)
         assert key == "toYear(occurred_at)"

@@ -1,0 +1,92 @@
+"""Support's one search box with every stable ID a ticket may carry: trace and job IDs without
+the usual ``tr_``/``job_`` prefix open their page, and an order, workspace or request ID lists
+the traces that named it (``subject_index``), with each lookup in the access log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from projectors.reads import AccessLogQuery
+from projectors.store import Store
+from query_api.app import create_app
+from tests.api.conftest import SERVICE, SUPPORT, api_settings, recent, signup_events
+
+TRACE = "CHK-7731-ab"  # a trace ID some other system minted, without our prefix
+JOB = "mailer-4471"
+ORDER = "100045678"  # long digits: could be a phone number, is an order
+WORKSPACE = "ws_blue_harbor"
+
+
+def _events() -> list[dict[str, Any]]:
+    events = signup_events(TRACE, "c_search", JOB, recent())
+    for event in events:
+        event["subject"] = {**event["subject"], "order_id": ORDER, "workspace_id": WORKSPACE}
+    return events
+
+
+@pytest.fixture(scope="module")
+def client(timeline_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    settings = api_settings(tmp_path_factory.mktemp("search"))
+    with TestClient(create_app(settings, store=timeline_store)) as c:
+        stored = c.post(
+            "/v1/events",
+            content=orjson.dumps(_events(), default=str),
+            headers={"Authorization": f"Bearer {SERVICE}", "Content-Type": "application/json"},
+        )
+        assert stored.status_code == 202 and stored.json()["rejected"] == 0, stored.text
+        signed_in = c.post("/support/login", data={"token": SUPPORT, "next": "/support"})
+        assert signed_in.status_code == 200
+        yield c
+
+
+def _search(client: TestClient, typed: str) -> Any:
+    return client.post("/support/search", data={"q": typed}, follow_redirects=False)
+
+
+@pytest.mark.parametrize(
+    ("typed", "opens"),
+    [
+        (TRACE, f"/support/traces/{TRACE}"),
+        (JOB, f"/support/jobs/{JOB}"),
+        ("c_search", "/support/customers/c_search"),  # a customer's ID still wins
+        ("nobody-4471", "/support/customers/nobody-4471"),  # no match: the plain not-found page
+    ],
+)
+def test_when_an_id_without_a_prefix_is_searched_then_its_own_page_opens(
+    client: TestClient, typed: str, opens: str
+) -> None:
+    response = _search(client, typed)
+    assert response.status_code == 303 and response.headers["location"] == opens
+
+
+@pytest.mark.parametrize(("typed", "kind"), [(ORDER, "an order"), (WORKSPACE, "a workspace")])
+def test_when_an_order_or_workspace_id_is_searched_then_the_traces_naming_it_are_listed(
+    client: TestClient, timeline_store: Store, typed: str, kind: str
+) -> None:
+    page = _search(client, typed)
+    assert page.status_code == 200
+    assert f'href="/support/traces/{TRACE}"' in page.text
+    assert f"as {kind} ID" in page.text and 'href="/support/customers/c_search"' in page.text
+    logged = timeline_store.access_log(AccessLogQuery(record_kind="subject_lookup", limit=500))
+    assert any(r.actor == "ana.support" and r.record_id == TRACE for r in logged)
+
+
+def test_when_the_request_id_of_a_trace_is_searched_then_that_trace_is_listed(
+    client: TestClient,
+) -> None:
+    page = _search(client, f"req_{TRACE[3:]}")
+    assert page.status_code == 200 and f'href="/support/traces/{TRACE}"' in page.text
+    assert "as a request ID" in page.text
+
+
+def test_when_long_digits_match_no_id_then_they_are_looked_up_as_a_phone_number(
+    client: TestClient,
+) -> None:
+    page = _search(client, "4155550199")
+    assert page.status_code == 200
+    assert "No customer used the email or phone number you typed" in page.text
