@@ -30,6 +30,8 @@ from projectors.rows import (
     TRACE_INDEX_COLUMNS,
     VIEW_COLUMNS,
     AccessRecord,
+    CustomerProblem,
+    CustomerTrace,
     DeadLetter,
     SubjectMatch,
     TraceIndexRow,
@@ -310,6 +312,54 @@ class StoreReads:
             f"AND occurred_at >= {{since:{_TS}}} LIMIT 1"
         )
         return bool(self._rows(sql, {"customer_id": customer_id, "since": self._cutoff(now)}))
+
+    def customer_traces(
+        self, customer_id: str, *, now: datetime | None = None, limit: int = 10
+    ) -> list[CustomerTrace]:
+        """The customer's latest traces within retention, one line each, latest first."""
+        sql = (
+            "SELECT trace_id, min(occurred_at), max(occurred_at) AS last_at, "  # noqa: S608
+            "argMin(label, occurred_at), argMax(label, occurred_at), "
+            "argMax(status, occurred_at), uniqExactIf(event_id, error_code != ''), "
+            "argMaxIf(reason, occurred_at, reason != '') "
+            "FROM timeline_events WHERE customer_id = {customer_id:String} "
+            f"AND occurred_at >= {{since:{_TS}}} "
+            "GROUP BY trace_id ORDER BY last_at DESC, trace_id LIMIT {limit:UInt32}"
+        )
+        params = {"customer_id": customer_id, "since": self._cutoff(now), "limit": limit}
+        return [
+            CustomerTrace(
+                trace_id=str(trace),
+                started_at=utc(started),
+                last_at=utc(last),
+                first_label=str(first),
+                last_label=str(latest),
+                last_status=str(status) or None,
+                errors=int(errors),
+                last_reason=str(reason) or None,
+            )
+            for trace, started, last, first, latest, status, errors, reason in self._rows(
+                sql, params
+            )
+        ]
+
+    def customer_problems(
+        self, customer_id: str, *, now: datetime | None = None, limit: int = 5
+    ) -> list[CustomerProblem]:
+        """The errors the customer's traces met within retention, the most widespread first:
+        has this customer hit the same problem before?"""
+        sql = (
+            "SELECT error_code, argMax(reason, occurred_at), uniqExact(trace_id) AS traces, "  # noqa: S608
+            "max(occurred_at) AS last_at FROM timeline_events "
+            "WHERE customer_id = {customer_id:String} AND error_code != '' "
+            f"AND occurred_at >= {{since:{_TS}}} "
+            "GROUP BY error_code ORDER BY traces DESC, last_at DESC LIMIT {limit:UInt32}"
+        )
+        params = {"customer_id": customer_id, "since": self._cutoff(now), "limit": limit}
+        return [
+            CustomerProblem(str(code), str(reason) or None, int(traces), utc(last))
+            for code, reason, traces, last in self._rows(sql, params)
+        ]
 
     def traces_naming(
         self, subject_id: str, *, now: datetime | None = None, limit: int = 50

@@ -293,6 +293,30 @@ def dead_letter_from_row(row: Sequence[Any]) -> DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerTrace:
+    """One of a customer's traces in a line: when it ran, how it began, where it stands."""
+
+    trace_id: str
+    started_at: datetime
+    last_at: datetime
+    first_label: str  # the trace's first event
+    last_label: str  # its latest event
+    last_status: str | None  # the latest event's status
+    errors: int  # events that carried an error
+    last_reason: str | None  # the latest error's human reason
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerProblem:
+    """An error a customer met, with how many of their traces met it."""
+
+    error_code: str
+    reason: str | None
+    traces: int
+    last_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class SubjectMatch:
     """A trace that named an order, workspace or request ID (``subject_index``)."""
 

@@ -289,6 +289,10 @@ def customer_page(
         user,
         "customer.html",
         customer_id=customer_id,
+        # Above the filters, over all of retention: their latest traces, and the problems
+        # they met before (the same error in several traces is a pattern, not bad luck).
+        recent=store.customer_traces(customer_id, now=now),
+        problems=store.customer_problems(customer_id, now=now),
         page=page,
         form=form,
         error=error,

@@ -30,6 +30,10 @@ from tests.browser.conftest import (
 pytestmark = pytest.mark.browser
 
 
+# The rows of a customer's timeline (the page also lists the customer's latest traces).
+_TIMELINE_ROWS = "table:has(caption:text('Timeline of customer')) tbody tr"
+
+
 def _search(page: Page, text: str) -> None:
     page.goto("/support")
     page.get_by_label("Trace, customer, job, order, workspace or request ID").fill(text)
@@ -70,14 +74,18 @@ def test_when_support_follows_a_case_then_search_trace_copy_customer_and_csv_agr
     # On to the customer: the timeline, then only system work, then the CSV of that view.
     page.locator(".statusbar").get_by_role("link", name=canary.CUSTOMER_ID).click()
     page.wait_for_url(f"**/support/customers/{canary.CUSTOMER_ID}")
-    rows = page.locator("tbody tr")
+    latest = page.locator("table:has(caption:text('latest trace')) tbody tr")
+    expect(latest).to_have_count(1)  # the customer's one trace, on top, with its errors
+    expect(latest).to_contain_text(canary.TRACE_ID)
+    expect(page.locator("ul.problems")).to_contain_text("SMTP_550")
+    rows = page.locator(_TIMELINE_ROWS)
     expect(rows).to_have_count(6)
-    expect(page.locator("tbody tr.row-customer")).to_have_count(1)
+    expect(page.locator(f"{_TIMELINE_ROWS}.row-customer")).to_have_count(1)
     page.get_by_label("Who").select_option(label="System work")
     page.get_by_role("button", name="Show").click()
     page.wait_for_url("**lane=system**")
     expect(rows).to_have_count(5)
-    for badge in page.locator("tbody tr td:nth-child(2)").all_inner_texts():
+    for badge in page.locator(f"{_TIMELINE_ROWS} td:nth-child(2)").all_inner_texts():
         assert badge.strip().lower() == "system"
     with page.expect_download() as info:
         page.get_by_role("link", name="Download CSV").click()
@@ -232,8 +240,8 @@ def test_when_a_time_range_is_chosen_then_only_events_inside_it_are_listed_and_e
     page.get_by_label("From (UTC)").fill(start.strftime("%Y-%m-%dT%H:%M"))
     page.get_by_role("button", name="Show").click()
     page.wait_for_url("**since=**")
-    expect(page.locator("tbody tr")).to_have_count(2)
-    expect(page.locator("tbody tr").last).to_contain_text("Signup email bounced")
+    expect(page.locator(_TIMELINE_ROWS)).to_have_count(2)
+    expect(page.locator(_TIMELINE_ROWS).last).to_contain_text("Signup email bounced")
     with page.expect_download() as info:
         page.get_by_role("link", name="Download CSV").click()
     rows = list(csv.DictReader(io.StringIO(info.value.path().read_bytes().decode("utf-8"))))

@@ -1,0 +1,88 @@
+"""The customer page opens with the customer's latest traces and the problems they met before
+(the same error in several traces), over all of retention, masks intact."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from projectors.store import Store
+from query_api.app import create_app
+from tests.api.conftest import RAW_EMAIL, SERVICE, SUPPORT, api_settings, recent, signup_events
+
+CUSTOMER = "c_overview"
+START = recent(minutes=600)
+# Two signups whose email bounced (a pattern), then a plan change without any error.
+TRACES = ["tr_over_first", "tr_over_second", "tr_over_third"]
+
+
+@pytest.fixture(scope="module")
+def client(timeline_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    later = START + timedelta(hours=4)
+    events = [
+        *signup_events(TRACES[0], CUSTOMER, "job_over_1", START),
+        *signup_events(TRACES[1], CUSTOMER, "job_over_2", START + timedelta(hours=2)),
+        *signup_events(TRACES[2], CUSTOMER, "job_over_3", later, email_job=False),
+    ]
+    settings = api_settings(tmp_path_factory.mktemp("overview"))
+    with TestClient(create_app(settings, store=timeline_store)) as c:
+        for body in (events, events[:6]):  # the second post re-sends the first trace
+            stored = c.post(
+                "/v1/events",
+                content=orjson.dumps(body, default=str),
+                headers={"Authorization": f"Bearer {SERVICE}", "Content-Type": "application/json"},
+            )
+            assert stored.status_code == 202 and stored.json()["rejected"] == 0, stored.text
+        assert c.post("/support/login", data={"token": SUPPORT}).status_code == 200
+        yield c
+
+
+def test_when_support_opens_a_customer_then_their_latest_traces_come_first(
+    client: TestClient, timeline_store: Store
+) -> None:
+    page = client.get(f"/support/customers/{CUSTOMER}")
+    assert page.status_code == 200
+    latest = page.text.index("Latest traces")
+    links = re.findall(r'href="/support/traces/(tr_over_\w+)"', page.text[latest:])
+    assert links[:3] == TRACES[::-1]  # latest first, above the timeline's own links
+
+    lines = {t.trace_id: t for t in timeline_store.customer_traces(CUSTOMER)}
+    first = lines[TRACES[0]]
+    assert first.errors == 2  # the retry and the bounce, once each although re-sent
+    assert first.last_status == "failed" and first.first_label == "Customer submitted signup form"
+    assert first.last_reason is not None and "mailbox" in first.last_reason.lower()
+    assert lines[TRACES[2]].errors == 0 and lines[TRACES[2]].last_reason is None
+
+
+def test_when_the_same_error_hit_several_traces_then_the_page_says_so(
+    client: TestClient, timeline_store: Store
+) -> None:
+    problems = {p.error_code: p for p in timeline_store.customer_problems(CUSTOMER)}
+    assert set(problems) == {"SMTP_550", "SMTP_421"}
+    assert problems["SMTP_550"].traces == 2
+
+    page = client.get(f"/support/customers/{CUSTOMER}").text
+    section = page[page.index("Problems before") : page.index("<h2>Filter")]
+    assert "SMTP_550" in section and "in 2 traces" in section
+    assert RAW_EMAIL not in page  # the bounce message named the address; the reason does not
+
+
+def test_when_a_customer_never_met_an_error_then_the_page_says_none(
+    client: TestClient,
+) -> None:
+    stored = client.post(
+        "/v1/events",
+        content=orjson.dumps(
+            signup_events("tr_over_calm", "c_calm", "job_calm", START, email_job=False),
+            default=str,
+        ),
+        headers={"Authorization": f"Bearer {SERVICE}", "Content-Type": "application/json"},
+    )
+    assert stored.status_code == 202
+    page = client.get("/support/customers/c_calm").text
+    assert "No errors in this customer's traces within retention." in page
