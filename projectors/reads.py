@@ -313,6 +313,13 @@ class StoreReads:
         )
         return bool(self._rows(sql, {"customer_id": customer_id, "since": self._cutoff(now)}))
 
+    def customer_overview(
+        self, customer_id: str, *, now: datetime | None = None
+    ) -> tuple[list[CustomerTrace], list[CustomerProblem]]:
+        """``customer_traces`` and ``customer_problems``, read at the same time."""
+        problems = _SIDE_READS.submit(self.customer_problems, customer_id, now=now)
+        return self.customer_traces(customer_id, now=now), problems.result()
+
     def customer_traces(
         self, customer_id: str, *, now: datetime | None = None, limit: int = 10
     ) -> list[CustomerTrace]:

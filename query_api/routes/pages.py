@@ -284,15 +284,16 @@ def customer_page(
         raise PageError(404, "Customer not found", f"No customer {customer_id} within retention.")
     query = {k: v for k, v in form.items() if v} if not error else {}
     base = f"/support/customers/{customer_id}"
+    # Above the filters, over all of retention: their latest traces, and the problems they
+    # met before (the same error in several traces is a pattern, not bad luck).
+    recent, problems = store.customer_overview(customer_id, now=now)
     return show(
         request,
         user,
         "customer.html",
         customer_id=customer_id,
-        # Above the filters, over all of retention: their latest traces, and the problems
-        # they met before (the same error in several traces is a pattern, not bad luck).
-        recent=store.customer_traces(customer_id, now=now),
-        problems=store.customer_problems(customer_id, now=now),
+        recent=recent,
+        problems=problems,
         page=page,
         form=form,
         error=error,
