@@ -104,9 +104,13 @@ def register(app: typer.Typer) -> None:
     def demo(
         host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="port to serve on")] = 8000,
-        data_dir: Annotated[Path, typer.Option(help="where chDB keeps the demo data")] = Path(
-            ".safetrail/demo"
-        ),
+        data_dir: Annotated[
+            Path | None,
+            typer.Option(
+                help="where chDB keeps the demo data [default: demo/ under SAFETRAIL_DATA_DIR, "
+                "./.safetrail/demo when unset]"
+            ),
+        ] = None,
         customers: Annotated[int, typer.Option(help="synthetic customers")] = 1000,
         days: Annotated[int, typer.Option(help="days of history to generate")] = 30,
         seed: Annotated[int, typer.Option(help="random seed (same seed, same data)")] = 7,
@@ -115,7 +119,11 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Serve the embedded pipeline on HOST:PORT after loading realistic synthetic traffic."""
-        settings = Settings(demo=True, data_dir=data_dir)
+        # Always the embedded engine in its own directory: synthetic traffic never goes to a
+        # ClickHouse server or a broker the environment may name for real data.
+        configured = Settings(demo=True)
+        data_dir = data_dir if data_dir is not None else configured.data_dir / "demo"
+        settings = Settings(demo=True, data_dir=data_dir, clickhouse_url=None, kafka_bootstrap=None)
         base = f"http://{host}:{port}"
         console.print(f"starting safetrail on {base} (data in {data_dir}) ...")
         server, thread = start_server(settings, host, port)
