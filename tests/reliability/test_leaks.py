@@ -3,8 +3,8 @@
 Events carry generated emails, phones, cards, IBANs, tokens and IPs in kept fields, error
 messages, free text and debug blobs. Outputs scanned: API JSON (trace, job, customer timeline),
 summary.txt, CSV, the support HTML pages, every log record emitted meanwhile, /metrics, and all
-rows of the support-facing tables (timeline_events, trace_index, customer_lookup). The raw and
-dead-letter tables are the restricted copies by design and are not support outputs.
+rows of the support-facing tables (timeline_events, trace_index, subject_index, customer_lookup).
+The raw and dead-letter tables are the restricted copies by design and are not support outputs.
 20,000 events in ``make test``; 100,000 under ``make soak``.
 """
 
@@ -46,7 +46,11 @@ def _events(count: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, list
             "event_id": f"ev_leak{seed}x{i:07d}",
             "trace_id": trace,
             "occurred_at": at.isoformat(),
-            "subject": {"customer_id": customer, "job_id": f"job_leak{seed}x{i // PER_TRACE}"},
+            "subject": {
+                "customer_id": customer,
+                "job_id": f"job_leak{seed}x{i // PER_TRACE}",
+                "order_id": f"ord_leak{seed}x{i // PER_TRACE}",  # so subject_index has rows
+            },
         }
         if i % 2:
             events.append(
@@ -190,8 +194,9 @@ def _table_rows(store: Store) -> dict[str, str]:
     """All support-facing rows as text, grouped by trace (customer_lookup by customer)."""
     grouped: dict[str, list[str]] = defaultdict(list)
     with store._pool.client() as c:  # noqa: SLF001 - reading every row, not an API view
-        for table in ("timeline_events", "trace_index"):
+        for table in ("timeline_events", "trace_index", "subject_index"):
             result = c.query(f"SELECT trace_id, * FROM {table}")  # noqa: S608
+            assert result.result_rows, f"{table} is empty: scanning it would prove nothing"
             for row in result.result_rows:
                 grouped[str(row[0])].append(repr(row))
         for row in c.query("SELECT customer_id, * FROM customer_lookup").result_rows:
