@@ -30,11 +30,13 @@ from projectors.rows import (
     TRACE_INDEX_COLUMNS,
     VIEW_COLUMNS,
     AccessRecord,
+    CustomerContact,
     CustomerProblem,
     CustomerTrace,
     DeadLetter,
     SubjectMatch,
     TraceIndexRow,
+    contact_from,
     dead_letter_from_row,
     timeline_from_row,
     timeline_view_from_packed,
@@ -315,10 +317,23 @@ class StoreReads:
 
     def customer_overview(
         self, customer_id: str, *, now: datetime | None = None
-    ) -> tuple[list[CustomerTrace], list[CustomerProblem]]:
-        """``customer_traces`` and ``customer_problems``, read at the same time."""
+    ) -> tuple[CustomerContact, list[CustomerTrace], list[CustomerProblem]]:
+        """``customer_contact``, ``customer_traces`` and ``customer_problems``, read at the
+        same time."""
+        contact = _SIDE_READS.submit(self.customer_contact, customer_id, now=now)
         problems = _SIDE_READS.submit(self.customer_problems, customer_id, now=now)
-        return self.customer_traces(customer_id, now=now), problems.result()
+        traces = self.customer_traces(customer_id, now=now)
+        return contact.result(), traces, problems.result()
+
+    def customer_contact(self, customer_id: str, *, now: datetime | None = None) -> CustomerContact:
+        """The masked email and phone kept by the customer's latest actions within retention."""
+        sql = (
+            "SELECT fields FROM timeline_events WHERE customer_id = {customer_id:String} "  # noqa: S608
+            f"AND occurred_at >= {{since:{_TS}}} AND lane = 'customer' AND notEmpty(fields) "
+            "ORDER BY occurred_at DESC LIMIT 20"
+        )
+        rows = self._rows(sql, {"customer_id": customer_id, "since": self._cutoff(now)})
+        return contact_from([dict(row[0]) for row in rows])
 
     def customer_traces(
         self, customer_id: str, *, now: datetime | None = None, limit: int = 10

@@ -9,7 +9,7 @@ what clickhouse-connect serialises fastest.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
@@ -304,6 +304,30 @@ class CustomerTrace:
     last_status: str | None  # the latest event's status
     errors: int  # events that carried an error
     last_reason: str | None  # the latest error's human reason
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerContact:
+    """The masked email and phone a customer's latest actions kept (rules masked them at
+    ingest: support confirms who is on the line without seeing the value)."""
+
+    email: str | None
+    phone: str | None
+
+
+def contact_from(fields: Sequence[Mapping[str, str]]) -> CustomerContact:
+    """The first masked email and phone among kept fields, newest event first."""
+    email = phone = None
+    for kept in fields:
+        for key, value in kept.items():
+            name = key.rsplit(".", 1)[-1].lower()
+            if email is None and "email" in name and "@" in value:
+                email = value
+            elif phone is None and "phone" in name and any(c.isdigit() for c in value):
+                phone = value
+        if email is not None and phone is not None:
+            break
+    return CustomerContact(email, phone)
 
 
 @dataclass(frozen=True, slots=True)

@@ -284,14 +284,16 @@ def customer_page(
         raise PageError(404, "Customer not found", f"No customer {customer_id} within retention.")
     query = {k: v for k, v in form.items() if v} if not error else {}
     base = f"/support/customers/{customer_id}"
-    # Above the filters, over all of retention: their latest traces, and the problems they
-    # met before (the same error in several traces is a pattern, not bad luck).
-    recent, problems = store.customer_overview(customer_id, now=now)
+    # Above the filters, over all of retention: the masked contact to confirm who this is,
+    # their latest traces, and the problems they met before (the same error in several traces
+    # is a pattern, not bad luck).
+    contact, recent, problems = store.customer_overview(customer_id, now=now)
     return show(
         request,
         user,
         "customer.html",
         customer_id=customer_id,
+        contact=contact,
         recent=recent,
         problems=problems,
         page=page,

@@ -11,6 +11,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from projectors.rows import CustomerContact, contact_from
 from projectors.store import Store
 from query_api.app import create_app
 from tests.api.conftest import RAW_EMAIL, SERVICE, SUPPORT, api_settings, recent, signup_events
@@ -86,3 +87,22 @@ def test_when_a_customer_never_met_an_error_then_the_page_says_none(
     assert stored.status_code == 202
     page = client.get("/support/customers/c_calm").text
     assert "No errors in this customer's traces within retention." in page
+
+
+def test_when_support_opens_a_customer_then_the_masked_contact_confirms_who_it_is(
+    client: TestClient, timeline_store: Store
+) -> None:
+    contact = timeline_store.customer_contact(CUSTOMER)
+    assert contact.email is not None and contact.phone is not None
+    assert "*" in contact.email and contact.email.endswith("@gmail.com")
+    assert "*" in contact.phone and contact.phone.endswith("67")
+    page = client.get(f"/support/customers/{CUSTOMER}").text
+    assert contact.email in page and contact.phone in page
+    assert RAW_EMAIL not in page and "4155550167" not in page.replace(" ", "")
+
+
+def test_when_kept_fields_are_read_newest_first_then_the_first_email_and_phone_win() -> None:
+    newest = {"plan": "team", "email": "n***@new.io"}
+    older = {"user.email": "o***@old.io", "contact.phone": "+1 ***-***-**67", "to": "x@y.z"}
+    assert contact_from([newest, older]) == CustomerContact("n***@new.io", "+1 ***-***-**67")
+    assert contact_from([{"note": "call me"}]) == CustomerContact(None, None)
