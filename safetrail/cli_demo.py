@@ -86,6 +86,12 @@ def _print_intro(traffic: DemoTraffic, sink: HttpSink, base: str) -> None:
         console.print(f"  {info.role.value:<9} {tok}")
     console.print("\n[bold]Try[/]:")
     console.print(f"  open {base}/support  (sign in with {sup})")
+    order = next(
+        (e["subject"]["order_id"] for e in traffic.events if e.get("subject", {}).get("order_id")),
+        None,
+    )
+    if order is not None:
+        console.print(f"  search the order ID {order} there: it lists the traces that named it")
     console.print(f"  curl -s -H 'Authorization: Bearer {sup}' {base}/v1/traces/{first}")
     console.print(
         f"  curl -s -H 'Authorization: Bearer {sup}' {base}/v1/traces/{first}/summary.txt"
