@@ -327,28 +327,26 @@ class StoreReads:
 
     def customer_contact(self, customer_id: str, *, now: datetime | None = None) -> CustomerContact:
         """The masked email and phone kept by the customer's latest actions within retention."""
+        where, params = self._customer_where(customer_id, TimelineQuery(lane=Lane.CUSTOMER), now)
         sql = (
-            "SELECT fields FROM timeline_events WHERE customer_id = {customer_id:String} "  # noqa: S608
-            f"AND occurred_at >= {{since:{_TS}}} AND lane = 'customer' AND notEmpty(fields) "
+            f"SELECT fields FROM timeline_events WHERE {where} AND notEmpty(fields) "  # noqa: S608
             "ORDER BY occurred_at DESC LIMIT 20"
         )
-        rows = self._rows(sql, {"customer_id": customer_id, "since": self._cutoff(now)})
-        return contact_from([dict(row[0]) for row in rows])
+        return contact_from([dict(row[0]) for row in self._rows(sql, params)])
 
     def customer_traces(
         self, customer_id: str, *, now: datetime | None = None, limit: int = 10
     ) -> list[CustomerTrace]:
         """The customer's latest traces within retention, one line each, latest first."""
+        where, params = self._customer_where(customer_id, TimelineQuery(), now)
+        params["limit"] = limit
         sql = (
             "SELECT trace_id, min(occurred_at), max(occurred_at) AS last_at, "  # noqa: S608
             "argMin(label, occurred_at), argMax(label, occurred_at), "
             "argMax(status, occurred_at), uniqExactIf(event_id, error_code != ''), "
-            "argMaxIf(reason, occurred_at, reason != '') "
-            "FROM timeline_events WHERE customer_id = {customer_id:String} "
-            f"AND occurred_at >= {{since:{_TS}}} "
+            f"argMaxIf(reason, occurred_at, reason != '') FROM timeline_events WHERE {where} "
             "GROUP BY trace_id ORDER BY last_at DESC, trace_id LIMIT {limit:UInt32}"
         )
-        params = {"customer_id": customer_id, "since": self._cutoff(now), "limit": limit}
         return [
             CustomerTrace(
                 trace_id=str(trace),
@@ -370,14 +368,14 @@ class StoreReads:
     ) -> list[CustomerProblem]:
         """The errors the customer's traces met within retention, the most widespread first:
         has this customer hit the same problem before?"""
+        where, params = self._customer_where(customer_id, TimelineQuery(), now)
+        params["limit"] = limit
         sql = (
             "SELECT error_code, argMax(reason, occurred_at), uniqExact(trace_id) AS traces, "  # noqa: S608
-            "max(occurred_at) AS last_at FROM timeline_events "
-            "WHERE customer_id = {customer_id:String} AND error_code != '' "
-            f"AND occurred_at >= {{since:{_TS}}} "
+            f"max(occurred_at) AS last_at FROM timeline_events WHERE {where} "
+            "AND error_code != '' "
             "GROUP BY error_code ORDER BY traces DESC, last_at DESC LIMIT {limit:UInt32}"
         )
-        params = {"customer_id": customer_id, "since": self._cutoff(now), "limit": limit}
         return [
             CustomerProblem(str(code), str(reason) or None, int(traces), utc(last))
             for code, reason, traces, last in self._rows(sql, params)
