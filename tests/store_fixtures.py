@@ -24,6 +24,7 @@ import pytest
 from ingest.schema import Lane, TimelineEvent
 from projectors.blocks import TIMELINE_INSERT_COLUMNS, ColumnBlock
 from projectors.clients import connect
+from projectors.migrate import apply_pending, discover
 from projectors.retention import RetentionPolicy
 from projectors.rows import timeline_columns
 from projectors.store import Store
@@ -87,6 +88,13 @@ def make_event(
         rules_version="test-rules",
         **fields,
     )
+
+
+def migrate_before(store: Store, version: int) -> None:
+    """Apply the migrations older than ``version`` only: the schema a store had before it
+    (tests of a migration then fill it as the code of that time did, and migrate)."""
+    with store._pool.client() as client:  # noqa: SLF001 - test setup below the public API
+        apply_pending(client, store.policy, [m for m in discover() if m.version < version])
 
 
 def insert_without_view(store: Store, events: list[TimelineEvent]) -> None:

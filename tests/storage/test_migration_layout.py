@@ -11,12 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from ingest.schema import TimelineEvent
-from projectors.migrate import MigrationError, apply_pending, discover
+from projectors.migrate import MigrationError, discover
 from projectors.reads import TimelineQuery
 from projectors.retention import RetentionPolicy
 from projectors.store import Store
 from safetrail.cli import app as cli
-from tests.store_fixtures import insert_without_view, make_event, store_url
+from tests.store_fixtures import insert_without_view, make_event, migrate_before, store_url
 
 NOW = datetime.now(UTC)
 MONTHS = 9
@@ -61,11 +61,8 @@ def _answers(store: Store) -> tuple[object, ...]:
 def test_when_the_timeline_moves_to_its_new_layout_then_every_event_and_answer_stays(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    policy = RetentionPolicy()
-    earlier = [m for m in discover() if m.version < 7]
-    with Store.open(store_url(tmp_path), policy) as store:
-        with store._pool.client() as client:  # noqa: SLF001
-            apply_pending(client, policy, earlier)
+    with Store.open(store_url(tmp_path), RetentionPolicy()) as store:
+        migrate_before(store, 7)
         insert_without_view(store, _events(0, 400))
         assert _layout(store)[0] == "toYYYYMM(occurred_at)"
         with monkeypatch.context() as m:  # read as the code of that time did: no view column
@@ -98,10 +95,8 @@ def test_when_rows_must_move_and_other_writers_may_exist_then_migrating_is_refus
 ) -> None:
     # On a server several processes migrate at start; a copy-and-exchange must not race them
     # or their inserts. ``offline=False`` is what those processes pass on a server.
-    policy = RetentionPolicy()
-    with Store.open(store_url(tmp_path), policy) as store:
-        with store._pool.client() as client:  # noqa: SLF001
-            apply_pending(client, policy, [m for m in discover() if m.version < 7])
+    with Store.open(store_url(tmp_path), RetentionPolicy()) as store:
+        migrate_before(store, 7)
         insert_without_view(store, _events(0, 20))
         with pytest.raises(MigrationError, match="0007_timeline_layout moves stored rows"):
             store.migrate(offline=False)

@@ -6,20 +6,17 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from projectors.migrate import apply_pending, discover
 from projectors.retention import RetentionPolicy
 from projectors.store import Store
 from tests.storage.test_subject_index import NOW, case
-from tests.store_fixtures import insert_without_view, store_url
+from tests.store_fixtures import insert_without_view, migrate_before, store_url
 
 
 def test_when_events_were_stored_before_the_migration_then_it_indexes_them(
     tmp_path: Path,
 ) -> None:
-    policy = RetentionPolicy()
-    with Store.open(store_url(tmp_path), policy) as store:
-        with store._pool.client() as client:  # noqa: SLF001
-            apply_pending(client, policy, [m for m in discover() if m.version < 9])
+    with Store.open(store_url(tmp_path), RetentionPolicy()) as store:
+        migrate_before(store, 9)
         insert_without_view(store, case("bf", NOW - timedelta(days=3)))
         assert store.migrate().applied == ["0009_subject_index"]
 
