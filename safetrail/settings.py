@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "demo-hmac-key-not-secret"})
 DEMO_HMAC_KEY = "demo-hmac-key-not-secret"
+MIN_KEY_CHARS = 16  # the current HMAC key and every retired one
 
 
 class Role(StrEnum):
@@ -90,16 +91,16 @@ class Settings(BaseSettings):
         if not self.demo and self.hmac_key.get_secret_value() in PLACEHOLDER_SECRETS:
             raise ValueError(
                 "SAFETRAIL_HMAC_KEY is missing or a placeholder; set a real secret "
-                "(at least 16 characters) or run with SAFETRAIL_DEMO=1"
+                f"(at least {MIN_KEY_CHARS} characters) or run with SAFETRAIL_DEMO=1"
             )
-        if not self.demo and len(self.hmac_key.get_secret_value()) < 16:
-            raise ValueError("SAFETRAIL_HMAC_KEY must be at least 16 characters")
+        if not self.demo and len(self.hmac_key.get_secret_value()) < MIN_KEY_CHARS:
+            raise ValueError(f"SAFETRAIL_HMAC_KEY must be at least {MIN_KEY_CHARS} characters")
         for old in self.hmac_previous_keys:
             value = old.get_secret_value()
-            if value in PLACEHOLDER_SECRETS or len(value) < 16:
+            if value in PLACEHOLDER_SECRETS or len(value) < MIN_KEY_CHARS:
                 raise ValueError(
                     "SAFETRAIL_HMAC_PREVIOUS_KEYS holds a placeholder or a key shorter than "
-                    "16 characters"
+                    f"{MIN_KEY_CHARS} characters"
                 )
             if value == self.hmac_key.get_secret_value():
                 raise ValueError(
