@@ -31,6 +31,17 @@ KAFKA_SH = REPO / "deploy" / "local" / "kafka.sh"
 log = logging.getLogger("safetrail.kafka")
 
 
+MetricsHost = Annotated[str, typer.Option(help="address for the metrics server")]
+
+
+def _serve_metrics(port: int, host: str) -> None:
+    """Serve this process's Prometheus metrics on ``host:port`` (0: not at all)."""
+    if port:
+        from prometheus_client import start_http_server
+
+        start_http_server(port, addr=host)
+
+
 def _settings(bootstrap: str | None) -> Settings:
     settings = Settings(kafka_bootstrap=bootstrap) if bootstrap else Settings()
     if not settings.kafka_bootstrap:
@@ -87,7 +98,7 @@ def process_cmd(
             "(0: off); with --workers N, worker i serves on PORT+i"
         ),
     ] = 0,
-    metrics_host: Annotated[str, typer.Option(help="address for the metrics server")] = "127.0.0.1",
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Run the faust processor: raw topic ─▶ timeline topics, bad input ─▶ dead-letter topic."""
     settings = _settings(bootstrap)
@@ -125,10 +136,7 @@ def process_cmd(
         for t in threads:
             t.join()
         return
-    if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, addr=metrics_host)
+    _serve_metrics(metrics_port, metrics_host)
     watchdog = build_watchdog(settings, app_id or APP_ID)
     app = create_app(settings, build_redactor(settings), app_id=app_id or APP_ID, watchdog=watchdog)
     watchdog.start()
@@ -141,19 +149,16 @@ def project_cmd(
     metrics_port: Annotated[
         int, typer.Option(help="serve Prometheus metrics on 127.0.0.1:PORT (0: off)")
     ] = 0,
-    metrics_host: Annotated[str, typer.Option(help="address for the metrics server")] = "127.0.0.1",
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Run a projector: timeline and dead-letter topics ─▶ ClickHouse (batch, insert, commit)."""
     settings = _settings(bootstrap)
-    from prometheus_client import start_http_server
-
     from projectors.kafka_projector import KafkaProjector
     from projectors.retention import RetentionPolicy
     from projectors.store import Store
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if metrics_port:
-        start_http_server(metrics_port, addr=metrics_host)
+    _serve_metrics(metrics_port, metrics_host)
     with Store.open(
         settings.effective_clickhouse_url, RetentionPolicy.from_settings(settings)
     ) as store:
