@@ -3,14 +3,14 @@
 ``process_batch`` is pure (payloads in, values out) like ``process`` itself. The embedded
 collector runs it in the request thread for small requests and in worker processes for large
 ones, so processing uses every core while one writer thread owns the storage connection.
-Its output is cheap to send between processes: small result tuples, column blocks, and the
-rejected inputs with their reasons.
+Its output is cheap to send between processes: small result tuples, the rows as Native bytes
+(``encode_batch``), and the rejected inputs with their reasons.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import accumulate
 from typing import Any, Literal
@@ -18,7 +18,14 @@ from typing import Any, Literal
 import orjson
 
 from ingest.process import Accepted, Rejected, Routed, process
-from projectors.blocks import ColumnBlock, raw_block, timeline_block
+from projectors.blocks import (
+    RAW_TABLE,
+    TIMELINE_TABLE,
+    Block,
+    NativeEncoder,
+    raw_block,
+    timeline_block,
+)
 from redaction_rules.engine import Redactor
 
 Payload = bytes | Mapping[str, Any]
@@ -151,8 +158,8 @@ class ProcessedBatch:
     """A batch after ``process``: results (request indexes), raw and timeline rows, rejects."""
 
     results: tuple[EventResult, ...]
-    raw: ColumnBlock
-    timeline: ColumnBlock
+    raw: Block
+    timeline: Block
     rejected: tuple[Rejected, ...]
 
 
@@ -177,4 +184,13 @@ def process_batch(
         raw=raw_block([a.raw for a in accepted], at, "http", [a.payload for a in accepted]),
         timeline=timeline_block([a.timeline for a in accepted], at),
         rejected=tuple(rejected),
+    )
+
+
+def encode_batch(batch: ProcessedBatch, encoder: NativeEncoder) -> ProcessedBatch:
+    """``batch`` with its raw and timeline rows encoded as Native bytes for their tables."""
+    return replace(
+        batch,
+        raw=encoder.encode(RAW_TABLE, batch.raw),
+        timeline=encoder.encode(TIMELINE_TABLE, batch.timeline),
     )

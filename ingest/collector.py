@@ -44,7 +44,7 @@ from ingest.batch import (
 from ingest.journal import IngestJournal, JournalBusy, JournalRecord
 from ingest.process import Rejected
 from ingest.workers import ProcessingPool
-from projectors.blocks import ColumnBlock
+from projectors.blocks import RAW_TABLE, TIMELINE_TABLE, NativeEncoder
 from projectors.reads import StoreBehind
 from projectors.rows import DeadLetter
 from projectors.store import Store
@@ -148,6 +148,8 @@ class EmbeddedCollector:
         # Held while enqueueing and while closing, so nothing can queue up behind the stop
         # marker and wait for a writer that has already left.
         self._gate = threading.Lock()
+        # Rows come back from processing as the Native bytes the insert sends.
+        self._encoder = store.native_encoder()
         self._journal: IngestJournal | None = None
         self._shipper: threading.Thread | None = None
         if journal is not None:
@@ -179,7 +181,7 @@ class EmbeddedCollector:
                 target=self._ship_loop, args=(self._journal,), name="safetrail-shipper", daemon=True
             )
             self._shipper.start()
-        self._processing = ProcessingPool(redactor, workers)
+        self._processing = ProcessingPool(redactor, workers, self._encoder)
         self._writer = threading.Thread(target=self._run, name="safetrail-writer", daemon=True)
         self._writer.start()
 
@@ -284,9 +286,9 @@ class EmbeddedCollector:
         batches = [b for p in pending for b in p.batches]
         now = datetime.now(UTC)
         record = JournalRecord(
-            raw=ColumnBlock.join(b.raw for b in batches),
+            raw=self._encoder.join(RAW_TABLE, (b.raw for b in batches)),
             dead_letters=tuple(_dead_letter(r, now) for b in batches for r in b.rejected),
-            timeline=ColumnBlock.join(b.timeline for b in batches),
+            timeline=self._encoder.join(TIMELINE_TABLE, (b.timeline for b in batches)),
         )
         error: BaseException | None = None
         try:
@@ -322,7 +324,7 @@ class EmbeddedCollector:
         """Store what a previous process journaled (acknowledged) but may not have stored."""
         left = journal.leftover()
         if left:
-            self._insert(_merge(left))
+            self._insert(_merge(left, self._encoder))
             log.warning("stored %d events left in the ingest journal", sum(r.events for r in left))
         journal.drop_leftover()
 
@@ -373,7 +375,7 @@ class EmbeddedCollector:
             if taken is None:
                 return
             try:
-                self._insert(_merge([record for _, record, _ in taken]))
+                self._insert(_merge([record for _, record, _ in taken], self._encoder))
             except Exception as exc:  # noqa: BLE001 - still journaled; retried
                 failures += 1
                 log.exception("insert of %d journaled events failed; retrying", len(taken))
@@ -400,10 +402,11 @@ class EmbeddedCollector:
                 log.exception("could not trim the ingest journal; its stored records stay in it")
 
 
-def _merge(records: list[JournalRecord]) -> JournalRecord:
-    """One record holding the rows of ``records`` (one insert per table)."""
+def _merge(records: list[JournalRecord], encoder: NativeEncoder) -> JournalRecord:
+    """One record holding the rows of ``records`` (one insert per table); records a previous
+    version journaled as column lists are encoded here."""
     return JournalRecord(
-        raw=ColumnBlock.join(r.raw for r in records if r.raw is not None),
+        raw=encoder.join(RAW_TABLE, (r.raw for r in records)),
         dead_letters=tuple(d for r in records for d in r.dead_letters),
-        timeline=ColumnBlock.join(r.timeline for r in records if r.timeline is not None),
+        timeline=encoder.join(TIMELINE_TABLE, (r.timeline for r in records)),
     )

@@ -15,9 +15,10 @@ After a crash the next collector re-inserts what the segments still hold before 
 inserts are idempotent (stable event ids, keyed dead letters), so a record stored before the
 crash and again after it still shows each event once.
 
-The payload is a pickle of rows this process built itself (``ColumnBlock``s and
-``DeadLetter``s). Only the collector that owns the data directory writes and reads it; the
-directory is created ``0700`` like the chDB data beside it.
+The payload is a pickle of rows this process built itself (``NativeBlock``s, the bytes the
+insert sends, or ``ColumnBlock``s as earlier versions wrote them, and ``DeadLetter``s). Only
+the collector that owns the data directory writes and reads it; the directory is created
+``0700`` like the chDB data beside it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from projectors.access_writer import append_synced
-from projectors.blocks import ColumnBlock
+from projectors.blocks import Block
 from projectors.rows import DeadLetter
 
 _HEADER = struct.Struct("<II")
@@ -43,9 +44,9 @@ SEGMENT_BYTES = 64 * 1024 * 1024
 class JournalRecord:
     """One group commit's rows: raw, dead letters, timeline (what one insert round stores)."""
 
-    raw: ColumnBlock | None
+    raw: Block | None
     dead_letters: tuple[DeadLetter, ...]
-    timeline: ColumnBlock | None
+    timeline: Block | None
 
     @property
     def events(self) -> int:

@@ -3,7 +3,9 @@
 One Python process can use one core for pure-Python work, and the embedded engine (chDB) may be
 opened by one process only. So the API process keeps storage and HTTP, and large requests are
 processed by a small pool of worker processes, each with its own copy of the redactor (rules
-and key, pickled once at start). Workers never touch storage; they send back column blocks.
+and key, pickled once at start). Workers never touch storage; they send back the rows encoded
+as the insert will send them (``projectors.blocks.NativeEncoder``, also pickled once at start),
+so the process that inserts only joins bytes.
 
 Workers are forked from a fork server that has imported only this module; like every
 multiprocessing program, a script that starts a pool at import time of its ``__main__`` must
@@ -27,7 +29,15 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 
-from ingest.batch import Payload, ProcessedBatch, as_bytes, parse_body, process_batch
+from ingest.batch import (
+    Payload,
+    ProcessedBatch,
+    as_bytes,
+    encode_batch,
+    parse_body,
+    process_batch,
+)
+from projectors.blocks import NativeEncoder
 from redaction_rules.engine import Redactor
 from safetrail.gc_tuning import tune_gc
 
@@ -45,6 +55,7 @@ MIN_POOLED_BYTES = 32 * 1024
 MIN_SPLIT_BYTES = 2 * 1024 * 1024
 
 _redactor: Redactor | None = None
+_encoder: NativeEncoder | None = None
 
 
 def _alive(pid: int) -> bool:
@@ -65,18 +76,22 @@ def _exit_with_owner(owner: int) -> None:
     os._exit(0)
 
 
-def _start_worker(redactor: Redactor, owner: int) -> None:
-    global _redactor  # noqa: PLW0603 - one redactor per worker process, set once at start
-    _redactor = redactor
+def _start_worker(redactor: Redactor, encoder: NativeEncoder | None, owner: int) -> None:
+    global _redactor, _encoder  # noqa: PLW0603 - one of each per worker process, set at start
+    _redactor, _encoder = redactor, encoder
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the API, which stops us
     threading.Thread(target=_exit_with_owner, args=(owner,), daemon=True).start()
     tune_gc()
 
 
+def _encoded(batch: ProcessedBatch, encoder: NativeEncoder | None) -> ProcessedBatch:
+    return batch if encoder is None else encode_batch(batch, encoder)
+
+
 def _run(payloads: list[bytes], at: datetime, offset: int) -> ProcessedBatch:
     if _redactor is None:
         raise RuntimeError("worker started without a redactor")
-    return process_batch(payloads, _redactor, at, offset)
+    return _encoded(process_batch(payloads, _redactor, at, offset), _encoder)
 
 
 def _run_body(body: bytes, part: int, parts: int, at: datetime) -> ProcessedBatch:
@@ -85,7 +100,7 @@ def _run_body(body: bytes, part: int, parts: int, at: datetime) -> ProcessedBatc
     if _redactor is None:
         raise RuntimeError("worker started without a redactor")
     start, payloads = parse_body(body, part, parts)
-    return process_batch(payloads, _redactor, at, start)
+    return _encoded(process_batch(payloads, _redactor, at, start), _encoder)
 
 
 def default_workers() -> int:
@@ -96,10 +111,14 @@ def default_workers() -> int:
 
 class ProcessingPool:
     """``process_batch`` on ``workers`` processes, started on first use; ``workers=0`` runs
-    everything in the calling thread."""
+    everything in the calling thread. With an ``encoder`` the batches come back with their
+    rows encoded (``ingest.batch.encode_batch``), wherever they were processed."""
 
-    def __init__(self, redactor: Redactor, workers: int) -> None:
+    def __init__(
+        self, redactor: Redactor, workers: int, encoder: NativeEncoder | None = None
+    ) -> None:
         self._redactor = redactor
+        self._encoder = encoder
         self.workers = max(0, workers)
         self._executor: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -119,7 +138,7 @@ class ProcessingPool:
                     self.workers,
                     mp_context=context,
                     initializer=_start_worker,
-                    initargs=(self._redactor, os.getpid()),
+                    initargs=(self._redactor, self._encoder, os.getpid()),
                 )
             return self._executor
 
@@ -132,10 +151,10 @@ class ProcessingPool:
     def process(self, payloads: Sequence[Payload], at: datetime) -> list[ProcessedBatch]:
         """Process ``payloads``; the batches come back in request order."""
         if self.workers == 0 or len(payloads) < MIN_POOLED_EVENTS:
-            return [process_batch(payloads, self._redactor, at)]
+            return [self._here(payloads, at)]
         pool = self._pool()
         if pool is None:
-            return [process_batch(payloads, self._redactor, at)]
+            return [self._here(payloads, at)]
         size = -(-len(payloads) // self.workers)
         try:
             futures = [
@@ -146,14 +165,14 @@ class ProcessingPool:
         except BrokenProcessPool:
             log.warning("a processing worker died; processing this request in-process")
             self._discard(pool)
-            return [process_batch(payloads, self._redactor, at)]
+            return [self._here(payloads, at)]
 
     def process_body(self, body: bytes, at: datetime) -> list[ProcessedBatch]:
         """Parse a request body (``BadBody`` if it is not a JSON array) and process its events;
         the batches come back in request order."""
         pool = None if self.workers == 0 or len(body) < MIN_POOLED_BYTES else self._pool()
         if pool is None:
-            return [process_batch(parse_body(body)[1], self._redactor, at)]
+            return [self._here(parse_body(body)[1], at)]
         try:
             parts = self.workers if len(body) >= MIN_SPLIT_BYTES else 1
             futures = [pool.submit(_run_body, body, k, parts, at) for k in range(parts)]
@@ -161,7 +180,10 @@ class ProcessingPool:
         except BrokenProcessPool:
             log.warning("a processing worker died; processing this request in-process")
             self._discard(pool)
-            return [process_batch(parse_body(body)[1], self._redactor, at)]
+            return [self._here(parse_body(body)[1], at)]
+
+    def _here(self, payloads: Sequence[Payload], at: datetime) -> ProcessedBatch:
+        return _encoded(process_batch(payloads, self._redactor, at), self._encoder)
 
     def close(self) -> None:
         """Stop the workers (what they are running finishes first)."""

@@ -15,12 +15,23 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
+from clickhouse_connect.driver.compression import get_compressor
+
 from ingest.schema import RawEvent, TimelineEvent
 from projectors import audit_chain, retention
 from projectors import cluster as cluster_schema
 from projectors import migrate as migrations
 from projectors.access_writer import AccessWriter, DirectWriter, journaled_writer, release
-from projectors.blocks import ColumnBlock, raw_block, timeline_block
+from projectors.blocks import (
+    RAW_TABLE,
+    TIMELINE_TABLE,
+    Block,
+    ColumnBlock,
+    NativeBlock,
+    NativeEncoder,
+    raw_block,
+    timeline_block,
+)
 from projectors.clients import ClientPool, is_chdb, safe_url
 from projectors.reads import StoreReads
 from projectors.restricted import RestrictedStore
@@ -72,6 +83,9 @@ class Store(StoreReads, RestrictedStore):
         self._pool = pool
         self.policy = policy
         self._access = access or DirectWriter(pool.client)
+        # Column type names by table, from DESCRIBE TABLE on first insert (after a migration
+        # here, read again). Inserts then send Native bytes without asking for the types.
+        self._column_types: dict[str, dict[str, str]] = {}
 
     @classmethod
     def open(cls, url: str, policy: RetentionPolicy | None = None, *, pool_size: int = 4) -> Store:
@@ -142,6 +156,7 @@ class Store(StoreReads, RestrictedStore):
             applied = migrations.apply_pending(
                 client, self.policy, cluster=cluster, offline=offline
             )
+            self._column_types.clear()
             if cluster is None:
                 changed = retention.enforce(client, self.policy)
             else:
@@ -172,35 +187,58 @@ class Store(StoreReads, RestrictedStore):
 
     # --- writes -------------------------------------------------------------------------
 
-    def _insert(self, table: str, columns: list[list[Any]], names: Sequence[str]) -> None:
-        with self._pool.client() as client:
-            client.insert(table, columns, column_names=list(names), column_oriented=True)
+    def native_encoder(self, tables: Sequence[str] = (TIMELINE_TABLE, RAW_TABLE)) -> NativeEncoder:
+        """An encoder with the column types of ``tables`` (the collector hands it to its
+        worker processes, which encode rows where they are processed)."""
+        missing = [t for t in tables if t not in self._column_types]
+        if missing:
+            with self._pool.client() as client:
+                for table in missing:
+                    rows = client.query(f"DESCRIBE TABLE {table}").named_results()
+                    self._column_types[table] = {row["name"]: row["type"] for row in rows}
+        return NativeEncoder({t: self._column_types[t] for t in tables})
 
-    def _insert_block(self, table: str, block: ColumnBlock) -> None:
-        if block.count:
-            self._insert(table, block.data, block.columns)
+    def _insert(self, table: str, columns: list[list[Any]], names: Sequence[str]) -> None:
+        self._insert_block(table, ColumnBlock(tuple(names), columns, len(columns[0])))
+
+    def _insert_block(self, table: str, block: Block) -> None:
+        if not block.count:
+            return
+        if not isinstance(block, NativeBlock):
+            block = self.native_encoder((table,)).encode(table, block)
+        with self._pool.client() as client:
+            # A server takes the body compressed the way the client writes its own inserts.
+            compression = client.write_compression
+            if compression in ("lz4", "zstd"):
+                body = get_compressor(compression).compress_block(block.data)
+            else:
+                body, compression = block.data, None
+            client.raw_insert(
+                table, list(block.columns), body, fmt="Native", compression=compression
+            )
 
     def insert_timeline(
         self,
-        events: Sequence[TimelineEvent] | ColumnBlock,
+        events: Sequence[TimelineEvent] | Block,
         *,
         ingested_at: datetime | None = None,
     ) -> None:
         """Bulk-insert timeline events (the trace index and lookup keys follow by views).
 
         ``events`` may come as a block built where they were processed
-        (``projectors.blocks.timeline_block``, which carries its own ``ingested_at``).
+        (``projectors.blocks.timeline_block``, which carries its own ``ingested_at``, or that
+        block encoded: ``NativeEncoder``).
         Re-inserting an ``event_id`` is harmless: every read shows each ``event_id`` once.
         """
-        if isinstance(events, ColumnBlock):
-            self._insert_block("timeline_events", events)
+        if isinstance(events, ColumnBlock | NativeBlock):
+            self._insert_block(TIMELINE_TABLE, events)
             return
         at = utc(ingested_at) if ingested_at else datetime.now(UTC)
-        self._insert_block("timeline_events", timeline_block(events, at))
+        self._insert_block(TIMELINE_TABLE, timeline_block(events, at))
 
     def insert_raw(
         self,
-        raws: Sequence[RawEvent] | ColumnBlock,
+        raws: Sequence[RawEvent] | Block,
         *,
         received_at: datetime | None = None,
         origin: str = "http",
@@ -209,13 +247,13 @@ class Store(StoreReads, RestrictedStore):
         """Bulk-insert raw events into the restricted replay table (short TTL).
 
         ``payloads``, aligned with ``raws``, keep the bytes exactly as the service sent them;
-        ``raws`` may come as a block already (``projectors.blocks.raw_block``).
+        ``raws`` may come as a block already (``projectors.blocks.raw_block``, or encoded).
         """
-        if isinstance(raws, ColumnBlock):
-            self._insert_block("raw_events", raws)
+        if isinstance(raws, ColumnBlock | NativeBlock):
+            self._insert_block(RAW_TABLE, raws)
             return
         at = utc(received_at) if received_at else datetime.now(UTC)
-        self._insert_block("raw_events", raw_block(raws, at, origin, payloads))
+        self._insert_block(RAW_TABLE, raw_block(raws, at, origin, payloads))
 
     def insert_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         """Bulk-insert rejected input with its reason and source coordinates."""
