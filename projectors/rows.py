@@ -315,15 +315,26 @@ class CustomerContact:
     phone: str | None
 
 
+def holds_email(key: str, value: str, *, recipient: bool = False) -> bool:
+    """True when a kept field holds a (masked) email address: the last part of its path
+    names an email (or, with ``recipient``, is the ``to`` of a message) and the value has
+    an ``@``. The one test of the customer page's contact and the trace summary's email."""
+    name = key.rsplit(".", 1)[-1].lower()
+    return "@" in value and ("email" in name or (recipient and name == "to"))
+
+
 def contact_from(fields: Sequence[Mapping[str, str]]) -> CustomerContact:
     """The first masked email and phone among kept fields, newest event first."""
     email = phone = None
     for kept in fields:
         for key, value in kept.items():
-            name = key.rsplit(".", 1)[-1].lower()
-            if email is None and "email" in name and "@" in value:
+            if email is None and holds_email(key, value):
                 email = value
-            elif phone is None and "phone" in name and any(c.isdigit() for c in value):
+            elif (
+                phone is None
+                and "phone" in key.rsplit(".", 1)[-1].lower()
+                and any(c.isdigit() for c in value)
+            ):
                 phone = value
         if email is not None and phone is not None:
             break

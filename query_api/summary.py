@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ingest.schema import Lane, TimelineEvent
-from projectors.rows import TraceIndexRow
+from projectors.rows import TraceIndexRow, holds_email
 from query_api.models import (
     BrokenLink,
     StepKind,
@@ -95,13 +95,12 @@ def _last_error(steps: Sequence[StepOut]) -> tuple[str | None, str | None]:
 
 def _email(facts: dict[str, str], events: Sequence[TimelineEvent]) -> str | None:
     """The masked email: what the customer gave, else where the system sent mail."""
-    found = next((v for k, v in facts.items() if "email" in k.lower()), None)
+    found = next((v for k, v in facts.items() if holds_email(k, v)), None)
     if found is not None:
         return found
     for event in reversed(events):
         for key, value in event.fields.items():
-            last = key.rsplit(".", 1)[-1].lower()
-            if ("email" in last or last == "to") and "@" in value:
+            if holds_email(key, value, recipient=True):
                 return value
     return None
 

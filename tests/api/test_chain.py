@@ -331,3 +331,17 @@ def test_when_a_job_goes_quiet_while_running_then_the_trace_is_stuck_since_its_l
         "Import job is stuck in running, no news since 2026-11-26 07:02 UTC"
     )
     assert chain.summary.finished_at is None
+
+
+def test_when_a_customer_fact_only_mentions_email_then_the_summary_shows_the_address() -> None:
+    # A kept setting about email is not an address: the summary (like the customer page's
+    # contact) shows what has an "@" under an email-named field, else the mail's recipient.
+    first = request()[0]
+    settings = first.model_copy(
+        update={"fields": {"email_settings.enabled": "true", "user.work_email": "n/a"}}
+    )
+    events = [settings, *request()[1:], *email_job()]
+    summary = build_chain(events, index_of(events), NOW, RETENTION).summary
+    assert summary.email == EMAIL  # the bounce's "to", not "true"
+    only = build_chain([settings], index_of([settings]), NOW, RETENTION).summary
+    assert only.email is None
