@@ -220,3 +220,22 @@ def evaluate(
         reason=chosen.reason.format_map(values),
         next_step=chosen.next_step.format_map(values),
     )
+
+
+def describe_rules(rules: EscalationRules, *, stuck_after_minutes: int) -> list[EscalationHint]:
+    """Every rule and the fallback in order, worded for a guide rather than one trace (the
+    quiet time and error code are described, not filled in)."""
+    values = {
+        "threshold": str(stuck_after_minutes),
+        "quiet_for": "some time",
+        "error_code": "as shown on the trace",
+    }
+    return [
+        EscalationHint(
+            owner=rule.owner,
+            rule_id=rule.id,
+            reason=rule.reason.format_map(values),
+            next_step=rule.next_step.format_map(values),
+        )
+        for rule in [*rules.rules, rules.fallback]
+    ]

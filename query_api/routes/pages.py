@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from query_api.deps import NowDep, StoreDep, StuckAfter
 from query_api.exports import timeline_csv
+from query_api.guide import build_guide
 from query_api.pages_auth import SESSION_COOKIE, SESSION_SECONDS, cookie_is_secure, same_origin
 from query_api.pages_deps import PageAudit, SignedIn, TimelineForm, checked_id, show
 from query_api.pages_render import (
@@ -117,6 +118,21 @@ def logout(request: Request) -> Response:
     if same_origin(request):
         response.delete_cookie(SESSION_COOKIE, path="/support", httponly=True, samesite="strict")
     return response
+
+
+# --- guide ------------------------------------------------------------------------------
+
+
+@router.get("/guide")
+def guide_page(request: Request, user: SignedIn, stuck: StuckAfter) -> Response:
+    """How to read a case: statuses, steps, masks and who acts next, as this server runs them.
+
+    Not a record view, so nothing is written to the access log."""
+    pages = pages_state(request)
+    guide = build_guide(
+        pages.redactor, pages.escalation, stuck_after_minutes=int(stuck.total_seconds() // 60)
+    )
+    return show(request, user, "guide.html", guide=guide, kind_words=KIND_WORDS)
 
 
 # --- search -----------------------------------------------------------------------------

@@ -49,6 +49,7 @@ def _pages(server: SupportServer) -> list[str]:
     )
     return [
         "/support",
+        "/support/guide",
         f"/support/traces/{canary.TRACE_ID}",
         f"/support/traces/{stuck}",
         f"/support/customers/{canary.CUSTOMER_ID}",
