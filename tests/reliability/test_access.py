@@ -1,5 +1,6 @@
-"""Every API route x every role x missing/invalid token gives the expected status, and
-injection strings in every path and query parameter change nothing."""
+"""Every API route x every role x missing/invalid token gives the expected status, every support
+page x every role signed in (or signed out, or with a forged session) too, and injection
+strings in every path and query parameter change nothing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from urllib.parse import quote
 import orjson
 import pytest
 
+from query_api.pages_auth import SESSION_COOKIE
 from tests.api.conftest import ADMIN, ENGINEER, SERVICE, SUPPORT, Api, recent, signup_events
 
 TRACE, CUSTOMER, JOB = "tr_accessmx", "48777", "job_accessmx"
@@ -154,3 +156,46 @@ def test_when_parameters_carry_injection_strings_then_nothing_changes(api: Api, 
     assert api.get(f"/v1/traces/{TRACE}").json() == before
     assert api.store.counts().timeline_events == count_before.timeline_events
     assert orjson.dumps(before)  # the record itself is intact and serializable
+
+
+# The support page: (path, expected status by who signed in). Signed out, every page sends the
+# browser to the sign-in form; a service token cannot sign in at all.
+PAGE_READ = {"support": 200, "engineer": 200, "admin": 200}
+PAGES: list[tuple[str, dict[str, int]]] = [
+    ("/support", PAGE_READ),
+    ("/support/guide", PAGE_READ),
+    (f"/support/traces/{TRACE}", PAGE_READ),
+    (f"/support/jobs/{JOB}", PAGE_READ),
+    (f"/support/customers/{CUSTOMER}", PAGE_READ),
+    (f"/support/customers/{CUSTOMER}.csv", PAGE_READ),
+    (
+        f"/support/traces/{TRACE}/raw?reason=TICKET-1",
+        {"support": 403, "engineer": 200, "admin": 200},
+    ),
+    ("/support/admin/access-log", {"support": 403, "engineer": 403, "admin": 200}),
+]
+
+
+def test_when_each_role_signs_in_then_the_role_decides_what_each_page_answers(api: Api) -> None:
+    client = api.client
+    try:
+        for who, token in ROLES.items():
+            client.cookies.clear()
+            signed_in = client.post("/support/login", data={"token": token, "next": "/support"})
+            assert signed_in.is_success == (who != "service"), (who, signed_in.status_code)
+            for path, by_role in PAGES:
+                response = client.get(path, follow_redirects=False)
+                if who == "service":
+                    assert response.status_code == 303, (who, path, response.status_code)
+                    assert response.headers["location"].startswith("/support/login?next=")
+                else:
+                    assert response.status_code == by_role[who], (who, path, response.status_code)
+        client.cookies.clear()
+        for path, _ in PAGES:  # signed out, or a cookie that is not a session
+            for cookies in ({}, {SESSION_COOKIE: "forged.0.cafe"}):
+                client.cookies.clear()
+                client.cookies.update(cookies)
+                response = client.get(path, follow_redirects=False)
+                assert response.status_code == 303, (path, cookies, response.status_code)
+    finally:
+        client.cookies.clear()
