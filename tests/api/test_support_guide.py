@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -20,7 +21,7 @@ from query_api.guide import _SAMPLES, BROKEN_NOTES, KIND_NOTES, STATUS_NOTES, ST
 from query_api.models import BrokenLink, StepKind, StepState, TraceStatus
 from redaction_rules.escalation import load_escalation_rules
 from redaction_rules.loader import DEFAULT_RULES_DIR
-from tests.api.conftest import SUPPORT, api_settings
+from tests.api.conftest import SERVICE, SUPPORT, api_settings, recent, signup_events
 
 CUSTOM_RULE = """
 version: 1
@@ -120,3 +121,17 @@ def test_when_signed_out_the_guide_asks_for_sign_in_and_viewing_it_logs_no_recor
     timeline_store.flush_access()
     after = timeline_store.access_log(AccessLogQuery(actor="ana.support", limit=1000))
     assert len(after) == len(before)
+
+
+def test_the_trace_page_links_its_status_and_hint_to_the_guide(client: TestClient) -> None:
+    events = signup_events("tr_guide_link", "c_guide", "job_guide_link", recent())
+    stored = client.post(
+        "/v1/events",
+        content=orjson.dumps(events, default=str),
+        headers={"Authorization": f"Bearer {SERVICE}", "Content-Type": "application/json"},
+    )
+    assert stored.status_code == 202 and stored.json()["rejected"] == 0
+    page = client.get("/support/traces/tr_guide_link")
+    assert page.status_code == 200
+    assert 'href="/support/guide#statuses"' in page.text
+    assert 'href="/support/guide#escalation"' in page.text
