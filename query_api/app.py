@@ -23,6 +23,7 @@ from query_api.auth import TokenBook
 from query_api.deps import Clock
 from query_api.errors import install_error_handlers
 from query_api.metrics import Metrics, MetricsMiddleware
+from query_api.pages_render import escalation_path
 from query_api.routes import (
     access_log,
     customers,
@@ -37,6 +38,7 @@ from query_api.routes import (
 )
 from query_api.routes.pages import install_support_pages
 from redaction_rules.engine import Redactor
+from redaction_rules.escalation import load_escalation_rules
 from safetrail.redactor import build_redactor
 from safetrail.settings import Settings
 
@@ -132,7 +134,11 @@ def create_app(
     app.state.redactor = rules
     for module in (events, traces, jobs, customers, access_log, health):
         app.include_router(module.router)
-    install_support_pages(app, settings, rules)
+    # Loaded once, at creation (a broken file stops the start-up); the trace route and the
+    # support page answer "support or engineering?" from the same rules.
+    escalation = load_escalation_rules(escalation_path(settings))
+    app.state.escalation = escalation
+    install_support_pages(app, settings, rules, escalation)
     for module in (raw, replays, dead_letters, pages_raw):  # the engineers' route
         app.include_router(module.router)
     return app

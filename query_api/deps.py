@@ -24,6 +24,8 @@ from ingest.collector import Ingestor
 from projectors.store import Store
 from query_api.auth import Principal, TokenBook, authenticate, authorize
 from query_api.errors import ApiError
+from query_api.metrics import Metrics
+from redaction_rules.escalation import EscalationRules
 from safetrail.settings import Role, Settings
 
 Clock = Callable[[], datetime]
@@ -105,7 +107,21 @@ async def get_stuck_after(settings: SettingsDep) -> timedelta:
     return timedelta(minutes=settings.stuck_after_minutes)
 
 
+async def get_escalation(request: Request) -> EscalationRules:
+    """The escalation rules the app loaded (who acts next on a trace)."""
+    rules: EscalationRules = request.app.state.escalation
+    return rules
+
+
+async def get_metrics(request: Request) -> Metrics:
+    """The app's Prometheus metrics."""
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
 StuckAfter = Annotated[timedelta, Depends(get_stuck_after)]
+EscalationDep = Annotated[EscalationRules, Depends(get_escalation)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 StoreDep = Annotated[Store, Depends(get_store)]
 IngestorDep = Annotated[Ingestor, Depends(get_ingestor)]
 NowDep = Annotated[datetime, Depends(get_now)]

@@ -54,6 +54,14 @@ class Metrics:
             "Events answered and held in the ingest journal, not yet inserted (embedded).",
             registry=self.registry,
         )
+        # Which cases still go to engineering, and how often: the first thing to look at when
+        # deciding what safe detail support needs next. Rule ids come from the rule file.
+        self.hints = Counter(
+            "safetrail_escalation_hints",
+            "Escalation hints shown on trace pages, by rule and by who acts next.",
+            ["rule", "owner"],
+            registry=self.registry,
+        )
         for result in ("accepted", "rejected"):
             self.ingest_events.labels(result=result)
 
@@ -70,6 +78,10 @@ class Metrics:
         """Record one store insert of the embedded collector."""
         self.commit_events.observe(events)
         self.commit_seconds.observe(seconds)
+
+    def observe_hint(self, rule: str, owner: str) -> None:
+        """Count one escalation hint shown to someone."""
+        self.hints.labels(rule=rule, owner=owner).inc()
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -159,6 +159,16 @@ class TraceSummary(_Out):
     last_retry_at: datetime | None = None
 
 
+class EscalationOut(_Out):
+    """Who acts next on a trace, from the escalation rules (``escalation.yaml``)."""
+
+    owner: Literal["support", "engineering"]
+    headline: str = Field(examples=["Support can act", "Engineering should take over"])
+    reason: str
+    next_step: str
+    rule_id: str = Field(description="the rule that decided, for the team that keeps the rules")
+
+
 class TraceChain(_Out):
     """``GET /v1/traces/{trace_id}``: summary, steps in time order, events oldest first."""
 
@@ -166,6 +176,9 @@ class TraceChain(_Out):
     steps: list[StepOut]
     events: list[EventOut]
     removed_events: int = 0
+    escalation: EscalationOut | None = Field(
+        default=None, description="is this for support or for engineering: who acts next and how"
+    )
 
 
 class JobHistory(_Out):

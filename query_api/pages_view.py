@@ -8,11 +8,11 @@ reads the same redacted models the JSON API returns, so the page cannot show mor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ingest.schema import Lane
 from query_api.models import BrokenLink, StepKind, StepOut, StepState, TraceChain, TraceStatus
-from redaction_rules.escalation import EscalationHint, TraceFacts
+from redaction_rules.escalation import EscalationHint, EscalationRules, TraceFacts, evaluate
 
 _STATE_WORDS = {
     "done": "Done",
@@ -116,6 +116,14 @@ def trace_facts(chain: TraceChain | None, now: datetime) -> TraceFacts:
         removed_by_retention=status is TraceStatus.UNKNOWN,
         quiet_minutes=_quiet_minutes(chain, now),
     )
+
+
+def escalation_hint(
+    chain: TraceChain | None, rules: EscalationRules, now: datetime, stuck_after: timedelta
+) -> EscalationHint:
+    """Who acts next on a trace (the page's hint and the API's ``escalation``)."""
+    minutes = int(stuck_after.total_seconds() // 60)
+    return evaluate(trace_facts(chain, now), rules, stuck_after_minutes=minutes)
 
 
 @dataclass(frozen=True, slots=True)

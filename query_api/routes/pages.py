@@ -33,7 +33,7 @@ from query_api.pages_render import (
     render,
 )
 from query_api.pages_search import QueryKind, classify
-from query_api.pages_view import glance, trace_facts
+from query_api.pages_view import escalation_hint, glance
 from query_api.queries import (
     BadCursor,
     export_customer_timeline,
@@ -44,7 +44,7 @@ from query_api.queries import (
 from query_api.routes.pages_admin import router as admin_router
 from query_api.summary import render_summary_text
 from redaction_rules.engine import Redactor
-from redaction_rules.escalation import evaluate
+from redaction_rules.escalation import EscalationRules
 from safetrail.settings import Settings
 
 router = APIRouter(prefix="/support", include_in_schema=False)
@@ -222,9 +222,8 @@ def trace_page(
     checked_id(trace_id, "trace")
     log.record("trace", trace_id)
     chain = get_trace_chain(store, trace_id, now=now, stuck_after=stuck)
-    pages = pages_state(request)
-    minutes = int(stuck.total_seconds() // 60)
-    hint = evaluate(trace_facts(chain, now), pages.escalation, stuck_after_minutes=minutes)
+    hint = escalation_hint(chain, pages_state(request).escalation, now, stuck)
+    request.app.state.metrics.observe_hint(hint.rule_id, hint.owner)
     if chain is None:
         raise PageError(404, "Trace not found", f"{hint.reason} {hint.next_step}")
     return show(
@@ -321,9 +320,11 @@ def customer_page(
     )
 
 
-def install_support_pages(app: FastAPI, settings: Settings, redactor: Redactor) -> None:
+def install_support_pages(
+    app: FastAPI, settings: Settings, redactor: Redactor, escalation: EscalationRules
+) -> None:
     """Add the support page to the API app: routes, static files, page error handling."""
-    app.state.support_pages = SupportPages.build(settings, redactor)
+    app.state.support_pages = SupportPages.build(settings, redactor, escalation)
     app.include_router(router)
     app.include_router(admin_router)
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="support-static")

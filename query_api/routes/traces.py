@@ -7,9 +7,18 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import PlainTextResponse
 
-from query_api.deps import AuditDep, NowDep, StoreDep, StuckAfter, SupportUser
+from query_api.deps import (
+    AuditDep,
+    EscalationDep,
+    MetricsDep,
+    NowDep,
+    StoreDep,
+    StuckAfter,
+    SupportUser,
+)
 from query_api.errors import error_responses, not_found, text_responses
-from query_api.models import TraceChain
+from query_api.models import EscalationOut, TraceChain
+from query_api.pages_view import escalation_hint
 from query_api.queries import get_trace_chain
 from query_api.summary import render_summary_text
 
@@ -40,9 +49,22 @@ async def get_trace(
     audit: AuditDep,
     stuck: StuckAfter,
     now: NowDep,
+    rules: EscalationDep,
+    metrics: MetricsDep,
 ) -> TraceChain:
-    """The trace chain: summary on top, then each step (request, job, error), then events."""
-    return await _chain(store, audit, stuck, now, trace_id)
+    """The trace chain: summary on top, who acts next (support or engineering), then each
+    step (request, job, error), then events."""
+    chain = await _chain(store, audit, stuck, now, trace_id)
+    hint = escalation_hint(chain, rules, now, stuck)
+    metrics.observe_hint(hint.rule_id, hint.owner)
+    escalation = EscalationOut(
+        owner=hint.owner,
+        headline=hint.headline,
+        reason=hint.reason,
+        next_step=hint.next_step,
+        rule_id=hint.rule_id,
+    )
+    return chain.model_copy(update={"escalation": escalation})
 
 
 @router.get(
