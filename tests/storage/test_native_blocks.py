@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import lz4.frame
 import pytest
 
 from ingest.batch import encode_batch, process_batch
@@ -135,3 +138,44 @@ def test_when_a_journal_holds_column_lists_from_an_earlier_version_then_they_are
     assert len(_rows(timeline_store, TIMELINE_TABLE, "tr_native_old")) == 4
     assert len(_rows(timeline_store, RAW_TABLE, "tr_native_old")) == 4
     assert len(_rows(timeline_store, TIMELINE_TABLE, "tr_native_new")) == 2
+
+
+class _RecordingClient:
+    """Stands in for a server's HTTP client: it compresses what it writes (lz4)."""
+
+    write_compression = "lz4"
+
+    def __init__(self) -> None:
+        self.inserts: list[tuple[str, list[str], bytes, str, str | None]] = []
+
+    def raw_insert(
+        self, table: str, columns: list[str], body: bytes, *, fmt: str, compression: str | None
+    ) -> None:
+        self.inserts.append((table, columns, body, fmt, compression))
+
+
+class _OnePool:
+    url = "http://clickhouse.invalid:8123/default"
+
+    def __init__(self, client: _RecordingClient) -> None:
+        self._client = client
+
+    @contextmanager
+    def client(self) -> Iterator[_RecordingClient]:
+        yield self._client
+
+
+def test_when_the_store_is_a_server_then_native_inserts_go_compressed_like_the_clients_own(
+    timeline_store: Store,
+) -> None:
+    encoded = encode_batch(
+        process_batch(events("tr_native_http", 3), REDACTOR, AT), timeline_store.native_encoder()
+    )
+    client = _RecordingClient()
+    server = Store(_OnePool(client), timeline_store.policy)  # type: ignore[arg-type]
+    server.insert_timeline(encoded.timeline)
+    ((table, columns, body, fmt, compression),) = client.inserts
+    assert (table, fmt, compression) == (TIMELINE_TABLE, "Native", "lz4")
+    assert tuple(columns) == encoded.timeline.columns
+    assert isinstance(encoded.timeline, NativeBlock)
+    assert lz4.frame.decompress(body) == encoded.timeline.data
