@@ -32,5 +32,5 @@ def test_when_the_demo_loads_then_it_prints_traces_and_keeps_its_data_apart(
     assert done.returncode == 0, out[-3000:]
     assert "(0 rejected)" in out and "Traces worth opening first" in out
     assert "/support/traces/tr_" in out and "demo-support-token" in out
-    assert "search the order ID ord_" in out
+    assert "search the order ID ord_" in out and "/support/guide" in out
     assert (tmp_path / "data" / "demo" / "chdb").is_dir()  # demo/ under SAFETRAIL_DATA_DIR
