@@ -214,11 +214,16 @@ def evaluate(
         "quiet_for": _quiet_for(facts.quiet_minutes),
         "error_code": facts.last_error_code or "none",
     }
+    return _worded(chosen, values)
+
+
+def _worded(rule: Outcome, values: dict[str, str]) -> EscalationHint:
+    """``rule``'s answer with its placeholders filled in from ``values``."""
     return EscalationHint(
-        owner=chosen.owner,
-        rule_id=chosen.id,
-        reason=chosen.reason.format_map(values),
-        next_step=chosen.next_step.format_map(values),
+        owner=rule.owner,
+        rule_id=rule.id,
+        reason=rule.reason.format_map(values),
+        next_step=rule.next_step.format_map(values),
     )
 
 
@@ -230,12 +235,4 @@ def describe_rules(rules: EscalationRules, *, stuck_after_minutes: int) -> list[
         "quiet_for": "some time",
         "error_code": "as shown on the trace",
     }
-    return [
-        EscalationHint(
-            owner=rule.owner,
-            rule_id=rule.id,
-            reason=rule.reason.format_map(values),
-            next_step=rule.next_step.format_map(values),
-        )
-        for rule in [*rules.rules, rules.fallback]
-    ]
+    return [_worded(rule, values) for rule in [*rules.rules, rules.fallback]]
