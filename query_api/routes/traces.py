@@ -57,13 +57,7 @@ async def get_trace(
     chain = await _chain(store, audit, stuck, now, trace_id)
     hint = escalation_hint(chain, rules, now, stuck)
     metrics.observe_hint(hint.rule_id, hint.owner)
-    escalation = EscalationOut(
-        owner=hint.owner,
-        headline=hint.headline,
-        reason=hint.reason,
-        next_step=hint.next_step,
-        rule_id=hint.rule_id,
-    )
+    escalation = EscalationOut.model_validate(hint, from_attributes=True)
     return chain.model_copy(update={"escalation": escalation})
 
 
