@@ -57,6 +57,10 @@ class KafkaSink:
         self.delivered = 0
         # (value, key, error) of events librdkafka gave up on; kept, never dropped.
         self.undelivered: list[tuple[bytes, bytes | None, str]] = []
+        # Events produced and not yet reported back (delivered or failed). Counted here, not
+        # with len(producer): librdkafka counts its own requests there too (with idempotence,
+        # the producer-id request while no broker answers).
+        self._pending = 0
         self._lock = threading.Lock()
         self._last_error: str | None = None
         settings: dict[str, Any] = {
@@ -104,6 +108,8 @@ class KafkaSink:
 
     def _produce(self, value: bytes, key: bytes | None) -> None:
         self._producer.produce(self.topic, value=value, key=key, on_delivery=self._on_delivery)
+        with self._lock:
+            self._pending += 1
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until the broker acknowledged every queued event.
@@ -111,8 +117,9 @@ class KafkaSink:
         Raises ``DeliveryError`` when events are still queued after ``timeout`` (they stay
         queued and a later ``flush`` can succeed) or when some failed for good.
         """
-        remaining = self._producer.flush(timeout)
+        self._producer.flush(timeout)
         self._raise_undelivered()
+        remaining = self.buffered()
         if remaining:
             hint = f"; last broker error: {self._last_error}" if self._last_error else ""
             raise DeliveryError(
@@ -137,12 +144,14 @@ class KafkaSink:
 
     def buffered(self) -> int:
         """Events handed to the producer and not yet acknowledged."""
-        return len(self._producer)
+        with self._lock:
+            return self._pending
 
     # --- callbacks -------------------------------------------------------------------------
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         with self._lock:
+            self._pending -= 1
             if err is None:
                 self.delivered += 1
             else:
@@ -188,7 +197,7 @@ class KafkaSink:
     def _full_message(self) -> str:
         cause = f" (last broker error: {self._last_error})" if self._last_error else ""
         return (
-            f"{len(self._producer)} events buffered for {self.topic} and the broker is not "
+            f"{self.buffered()} events buffered for {self.topic} and the broker is not "
             f"taking them{cause}; call flush() and check that Kafka is reachable"
         )
 
