@@ -273,3 +273,15 @@ def test_when_a_job_never_started_then_its_page_says_job_not_found_not_blank(
     step.get_by_role("link").first.click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Job")
     expect(page.locator(".statusbar")).to_contain_text("Job not found")
+
+
+def test_when_support_opens_a_job_then_its_history_has_no_column_repeating_the_page(
+    page: Page,
+) -> None:
+    page.goto(f"/support/jobs/{canary.JOB_ID}")
+    table = page.locator("table:has(caption:text('Events naming job'))")
+    headers = [h.strip() for h in table.locator("thead th").all_inner_texts()]
+    # One job of one trace: both are named at the top, so the rows leave room for the details.
+    assert "Job" not in headers and "Trace" not in headers, headers
+    assert headers[-1] == "Details (masked)"
+    expect(page.locator(".statusbar")).to_contain_text(canary.TRACE_ID)
