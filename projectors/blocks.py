@@ -41,23 +41,6 @@ class ColumnBlock:
     data: list[list[Any]]
     count: int
 
-    @staticmethod
-    def join(blocks: Iterable[ColumnBlock]) -> ColumnBlock | None:
-        """One block out of several built for the same columns (``None`` when all are empty)."""
-        parts = [b for b in blocks if b.count]
-        if not parts:
-            return None
-        columns = parts[0].columns
-        if any(p.columns != columns for p in parts):
-            raise ValueError("cannot join blocks built for different columns")
-        if len(parts) == 1:
-            return parts[0]
-        data: list[list[Any]] = [[] for _ in columns]
-        for part in parts:
-            for target, values in zip(data, part.data, strict=True):
-                target.extend(values)
-        return ColumnBlock(columns, data, sum(p.count for p in parts))
-
 
 def timeline_block(events: Sequence[TimelineEvent], ingested_at: datetime) -> ColumnBlock:
     """Rows for ``timeline_events``; ``ingested_at`` is the version that wins on re-sends."""
