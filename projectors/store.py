@@ -83,9 +83,10 @@ class Store(StoreReads, RestrictedStore):
         self._pool = pool
         self.policy = policy
         self._access = access or DirectWriter(pool.client)
-        # Column type names by table, from DESCRIBE TABLE on first insert (after a migration
-        # here, read again). Inserts then send Native bytes without asking for the types.
-        self._column_types: dict[str, dict[str, str]] = {}
+        # Encoders by the tables they know, their column types read by DESCRIBE TABLE on first
+        # use (after a migration here, read again). Inserts then send Native bytes without
+        # asking for the types, and each column type is parsed once.
+        self._encoders: dict[tuple[str, ...], NativeEncoder] = {}
 
     @classmethod
     def open(cls, url: str, policy: RetentionPolicy | None = None, *, pool_size: int = 4) -> Store:
@@ -156,7 +157,7 @@ class Store(StoreReads, RestrictedStore):
             applied = migrations.apply_pending(
                 client, self.policy, cluster=cluster, offline=offline
             )
-            self._column_types.clear()
+            self._encoders.clear()
             if cluster is None:
                 changed = retention.enforce(client, self.policy)
             else:
@@ -190,13 +191,19 @@ class Store(StoreReads, RestrictedStore):
     def native_encoder(self, tables: Sequence[str] = (TIMELINE_TABLE, RAW_TABLE)) -> NativeEncoder:
         """An encoder with the column types of ``tables`` (the collector hands it to its
         worker processes, which encode rows where they are processed)."""
-        missing = [t for t in tables if t not in self._column_types]
-        if missing:
+        key = tuple(tables)
+        encoder = self._encoders.get(key)
+        if encoder is None:
             with self._pool.client() as client:
-                for table in missing:
-                    rows = client.query(f"DESCRIBE TABLE {table}").named_results()
-                    self._column_types[table] = {row["name"]: row["type"] for row in rows}
-        return NativeEncoder({t: self._column_types[t] for t in tables})
+                types = {
+                    table: {
+                        row["name"]: row["type"]
+                        for row in client.query(f"DESCRIBE TABLE {table}").named_results()
+                    }
+                    for table in key
+                }
+            encoder = self._encoders[key] = NativeEncoder(types)
+        return encoder
 
     def _insert(self, table: str, columns: list[list[Any]], names: Sequence[str]) -> None:
         self._insert_block(table, ColumnBlock(tuple(names), columns, len(columns[0])))
