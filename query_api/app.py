@@ -135,10 +135,9 @@ def create_app(
     for module in (events, traces, jobs, customers, access_log, health):
         app.include_router(module.router)
     # Loaded once, at creation (a broken file stops the start-up); the trace route and the
-    # support page answer "support or engineering?" from the same rules.
-    escalation = load_escalation_rules(escalation_path(settings))
-    app.state.escalation = escalation
-    install_support_pages(app, settings, rules, escalation)
+    # support page answer "support or engineering?" from these rules (``EscalationDep``).
+    app.state.escalation = load_escalation_rules(escalation_path(settings))
+    install_support_pages(app, settings, rules)
     for module in (raw, replays, dead_letters, pages_raw):  # the engineers' route
         app.include_router(module.router)
     return app

@@ -21,7 +21,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from query_api.pages_auth import RateLimiter, SessionSigner
 from query_api.pages_view import duration, field_label, lane_word, state_word, utc_time
 from redaction_rules.engine import Redactor
-from redaction_rules.escalation import EscalationRules
 from safetrail.settings import Role, Settings
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -104,13 +103,10 @@ class SupportPages:
     signer: SessionSigner
     lookups: RateLimiter
     logins: RateLimiter
-    escalation: EscalationRules
     env: jinja2.Environment
 
     @classmethod
-    def build(
-        cls, settings: Settings, redactor: Redactor, escalation: EscalationRules
-    ) -> SupportPages:
+    def build(cls, settings: Settings, redactor: Redactor) -> SupportPages:
         """Load templates now, so a broken file stops the start-up."""
         return cls(
             settings=settings,
@@ -118,7 +114,6 @@ class SupportPages:
             signer=SessionSigner(settings),
             lookups=RateLimiter(settings.lookups_per_minute),
             logins=RateLimiter(FAILED_SIGN_INS_PER_MINUTE),
-            escalation=escalation,
             env=_environment(_static_versions()),
         )
 

@@ -118,12 +118,16 @@ def trace_facts(chain: TraceChain | None, now: datetime) -> TraceFacts:
     )
 
 
+def whole_minutes(span: timedelta) -> int:
+    """``span`` in whole minutes, as the escalation rules word the stuck limit."""
+    return int(span.total_seconds() // 60)
+
+
 def escalation_hint(
     chain: TraceChain | None, rules: EscalationRules, now: datetime, stuck_after: timedelta
 ) -> EscalationHint:
     """Who acts next on a trace (the page's hint and the API's ``escalation``)."""
-    minutes = int(stuck_after.total_seconds() // 60)
-    return evaluate(trace_facts(chain, now), rules, stuck_after_minutes=minutes)
+    return evaluate(trace_facts(chain, now), rules, stuck_after_minutes=whole_minutes(stuck_after))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from query_api.deps import NowDep, StoreDep, StuckAfter
+from query_api.deps import EscalationDep, MetricsDep, NowDep, StoreDep, StuckAfter
 from query_api.exports import timeline_csv
 from query_api.guide import build_guide
 from query_api.pages_auth import SESSION_COOKIE, SESSION_SECONDS, cookie_is_secure, same_origin
@@ -33,7 +33,7 @@ from query_api.pages_render import (
     render,
 )
 from query_api.pages_search import QueryKind, classify
-from query_api.pages_view import escalation_hint, glance
+from query_api.pages_view import escalation_hint, glance, whole_minutes
 from query_api.queries import (
     BadCursor,
     export_customer_timeline,
@@ -44,7 +44,6 @@ from query_api.queries import (
 from query_api.routes.pages_admin import router as admin_router
 from query_api.summary import render_summary_text
 from redaction_rules.engine import Redactor
-from redaction_rules.escalation import EscalationRules
 from safetrail.settings import Settings
 
 router = APIRouter(prefix="/support", include_in_schema=False)
@@ -124,14 +123,14 @@ def logout(request: Request) -> Response:
 
 
 @router.get("/guide")
-def guide_page(request: Request, user: SignedIn, stuck: StuckAfter) -> Response:
+def guide_page(
+    request: Request, user: SignedIn, stuck: StuckAfter, rules: EscalationDep
+) -> Response:
     """How to read a case: statuses, steps, masks and who acts next, as this server runs them.
 
     Not a record view, so nothing is written to the access log."""
-    pages = pages_state(request)
-    guide = build_guide(
-        pages.redactor, pages.escalation, stuck_after_minutes=int(stuck.total_seconds() // 60)
-    )
+    redactor = pages_state(request).redactor
+    guide = build_guide(redactor, rules, stuck_after_minutes=whole_minutes(stuck))
     return show(request, user, "guide.html", guide=guide, kind_words=KIND_WORDS)
 
 
@@ -217,13 +216,15 @@ def trace_page(
     log: PageAudit,
     stuck: StuckAfter,
     now: NowDep,
+    rules: EscalationDep,
+    metrics: MetricsDep,
 ) -> Response:
     """Status and escalation hint on top, then steps, event history and the ticket summary."""
     checked_id(trace_id, "trace")
     log.record("trace", trace_id)
     chain = get_trace_chain(store, trace_id, now=now, stuck_after=stuck)
-    hint = escalation_hint(chain, pages_state(request).escalation, now, stuck)
-    request.app.state.metrics.observe_hint(hint.rule_id, hint.owner)
+    hint = escalation_hint(chain, rules, now, stuck)
+    metrics.observe_hint(hint.rule_id, hint.owner)
     if chain is None:
         raise PageError(404, "Trace not found", f"{hint.reason} {hint.next_step}")
     return show(
@@ -320,11 +321,9 @@ def customer_page(
     )
 
 
-def install_support_pages(
-    app: FastAPI, settings: Settings, redactor: Redactor, escalation: EscalationRules
-) -> None:
+def install_support_pages(app: FastAPI, settings: Settings, redactor: Redactor) -> None:
     """Add the support page to the API app: routes, static files, page error handling."""
-    app.state.support_pages = SupportPages.build(settings, redactor, escalation)
+    app.state.support_pages = SupportPages.build(settings, redactor)
     app.include_router(router)
     app.include_router(admin_router)
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="support-static")
