@@ -228,14 +228,14 @@ def _route_latencies(
     index) on its first reads: on a 2 M-event store the first 100 trace reads had a p99 of
     54 ms, the next five hundreds 24-28 ms. A support team's server has been up for hours, so
     each route first answers ``WARM_UP`` requests for other records (not the timed ones)."""
-    paths = _paths(ids)
+    paths, warm_paths = _paths(ids), _paths(warm)
     latencies: dict[str, list[float]] = {kind: [] for kind in paths}
     child, base = start_server(data_dir, data_dir / "serve.log")
     try:
         headers = {"Authorization": f"Bearer {SUPPORT}"}
         with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
             for kind, urls in paths.items():
-                for url in _paths(warm)[kind]:
+                for url in warm_paths[kind]:
                     client.get(url)
                 for url in urls:
                     t0 = time.perf_counter()

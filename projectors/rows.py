@@ -315,11 +315,16 @@ class CustomerContact:
     phone: str | None
 
 
+def _field_name(key: str) -> str:
+    """The last part of a kept field's path, lower-cased: ``user.Email`` -> ``email``."""
+    return key.rsplit(".", 1)[-1].lower()
+
+
 def holds_email(key: str, value: str, *, recipient: bool = False) -> bool:
     """True when a kept field holds a (masked) email address: the last part of its path
     names an email (or, with ``recipient``, is the ``to`` of a message) and the value has
     an ``@``. The one test of the customer page's contact and the trace summary's email."""
-    name = key.rsplit(".", 1)[-1].lower()
+    name = _field_name(key)
     return "@" in value and ("email" in name or (recipient and name == "to"))
 
 
@@ -330,11 +335,7 @@ def contact_from(fields: Sequence[Mapping[str, str]]) -> CustomerContact:
         for key, value in kept.items():
             if email is None and holds_email(key, value):
                 email = value
-            elif (
-                phone is None
-                and "phone" in key.rsplit(".", 1)[-1].lower()
-                and any(c.isdigit() for c in value)
-            ):
+            elif phone is None and "phone" in _field_name(key) and any(c.isdigit() for c in value):
                 phone = value
         if email is not None and phone is not None:
             break
