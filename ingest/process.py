@@ -16,7 +16,7 @@ import orjson
 from pydantic import ValidationError
 
 from ingest.schema import Lane, RawEvent, TimelineEvent, describe_validation_error
-from redaction_rules.engine import Redactor
+from redaction_rules.engine import IdentifierError, Redactor
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +90,11 @@ def process(payload: bytes | Mapping[str, Any], redactor: Redactor) -> Routed:
         )
     try:
         timeline = redactor.redact(raw)
+    except IdentifierError as exc:  # an id that is personal data: refused, never masked
+        # (The dead letter keeps the raw payload anyway: the restricted copy, by design.)
+        return Rejected(
+            reason=str(exc), payload=raw_bytes, event_id=raw.event_id, trace_id=raw.trace_id
+        )
     except Exception as exc:  # noqa: BLE001 - a rule bug must not lose the event
         return Rejected(
             reason=f"redaction failed: {type(exc).__name__}",

@@ -38,6 +38,8 @@ PREFIXED = re.compile(
     r"|SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}"
     r"|glpat-[A-Za-z0-9_\-]{20,}|npm_[A-Za-z0-9]{36}|shp(?:at|ss|ca|pa)_[A-Fa-f0-9]{32}"
     r"|sk-(?:proj-)?[A-Za-z0-9_\-]{20,}"
+    r"|hf_[A-Za-z0-9]{30,}|secret_[A-Za-z0-9]{40,}|ntn_[A-Za-z0-9]{40,}"
+    r"|pypi-[A-Za-z0-9_\-]{50,}|dop_v1_[a-f0-9]{64}|lin_api_[A-Za-z0-9]{30,}"
     r")"
 )
 
@@ -63,7 +65,10 @@ _LOWER = re.compile(r"[a-z]")
 _UPPER = re.compile(r"[A-Z]")
 _ALNUM = re.compile(r"[A-Za-z0-9]")
 _CLASS_CHANGE = re.compile(r"[a-z](?=[A-Z0-9])|[A-Z](?=[a-z0-9])|[0-9](?=[A-Za-z])")
-_ID_LIKE = re.compile(r"[a-z]{1,8}_[A-Za-z0-9]+")
+# Prefixed ids stay readable (``cus_NffrFeUfNV2Hib``, ``pi_3MtwBwLkdIwHu7ix28a3tqPa``), and
+# so do long ones in one case (``req_<32 hex>``); a prefix before 32+ characters of mixed-case
+# base62 is how vendors write keys (``secret_...``, ``hf_...``), and is judged as a token.
+_ID_LIKE = re.compile(r"[a-z]{1,8}_(?:[A-Za-z0-9]{1,31}|[a-z0-9]{32,}|[A-Z0-9]{32,})")
 _HEXISH = re.compile(r"[0-9a-fA-F\-]+")
 
 

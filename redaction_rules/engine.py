@@ -3,7 +3,8 @@
 ``Redactor.redact`` is pure and deterministic for a given rule set and HMAC key. It is
 fail-closed: ``data`` values survive only where a rule names them; unknown event types keep
 the envelope (ids, type, times, status, attempt, error code) and a generic label. Every kept
-string, envelope strings and ids included, is scanned for PII and secrets.
+string, envelope strings included, is scanned for PII and secrets. Ids are kept as they are
+or the event is refused (``IdentifierError``): a masked id would merge records.
 
 Typical use::
 
@@ -21,11 +22,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
+from stdnum import iban
 
 from ingest.schema import SCHEMA_VERSION, ErrorInfo, Lane, RawEvent, TimelineEvent
 from redaction_rules import masks
+from redaction_rules.credentials import JWT, PREFIXED, looks_random, mask_tokens
 from redaction_rules.loader import load_rules
+from redaction_rules.masks import SECRET
 from redaction_rules.models import RuleError
+from redaction_rules.numbers import NUMBER_RUN, mask_numbers
 from redaction_rules.operators import ApplyContext, bounded_scan
 from redaction_rules.ruleset import RuleSet, TypeRule
 from redaction_rules.scanners import SHORTEST_HIT, TextScanner, are_plain_ids, is_plain_id
@@ -118,6 +123,46 @@ def _timeline(values: dict[str, Any], error: bool, found: bool) -> TimelineEvent
 TOKEN_CHARS = 32
 
 
+class IdentifierError(ValueError):
+    """An id of the envelope holds what the scanner would mask (a phone or card number, a
+    vendor key): ids are keys (dedup, lookups, links), so a masked id would merge records or
+    lose events, and an unmasked one would show the value. The event is refused instead,
+    with this reason, and kept as a dead letter."""
+
+    def __init__(self, field: str, shown: str) -> None:
+        super().__init__(
+            f"{field} reads as personal data or a secret (it would show as {shown!r}); "
+            "identifiers must be opaque ids"
+        )
+
+
+# A hash or GUID, prefixed or not, with at least one hex letter: its digit runs are chance.
+_HASH_ID = re.compile(r"(?:[a-z]{1,8}_)?(?=[\d\-]*[a-fA-F])(?:[\da-f\-]+|[\dA-F\-]+)")
+
+
+def id_problem(value: str) -> str | None:
+    """What ``value`` would show as if it is no plain id: a vendor key or token anywhere in
+    it, or a number in it that reads as a phone, card, IBAN or IP address (as the free-text scan
+    reads numbers). ``None`` for an opaque id.
+
+    Ids are random by nature (ULIDs, hashes, Stripe ids), so the random-token guess that free
+    text gets applies only from the length of generated keys on (32), and digits in a hash
+    (``ev_4f3db4252980576``) are chance, not a number someone wrote.
+    """
+    if is_plain_id(value) or (_HASH_ID.fullmatch(value) and not iban.is_valid(value)):
+        return None  # ("DE89..." is all hex characters too)
+    if len(value) >= 15 and (PREFIXED.search(value) or JWT.search(value)):
+        return mask_tokens(value)
+    if len(value) >= 32 and looks_random(value):  # as long as a generated key, and as random
+        return SECRET
+    run = NUMBER_RUN.search(value)
+    if run is not None:  # numbers as the free-text scan reads them, in the id's context
+        shown = mask_numbers(value, [], run)
+        if shown != value:
+            return shown
+    return None
+
+
 def _lookup_identity(value: str, region: str) -> str | None:
     """What a lookup token is computed over: ``email:<normalized>`` or ``phone:<E.164>``."""
     text = value.strip()
@@ -161,8 +206,8 @@ class Redactor:
         # the rule set in ``_types_of``: a new one assigned to ``rules`` starts afresh).
         self._types: dict[str, _TypeInfo] = {}
         self._types_of = rules
-        # Scanned trace ids with their hits: every event of a trace carries the same id.
-        self._traces: dict[str, tuple[str, tuple[str, ...]]] = {}
+        # Ids found to be opaque (checked once: every event of a trace repeats its ids).
+        self._plain_ids: set[str] = set()
         # Shown lines of recent error messages: a failing job repeats its message per retry.
         self._summaries: dict[str, str] = {}
 
@@ -251,20 +296,16 @@ class Redactor:
         self._types[event_type] = info
         return info
 
-    def _trace(self, trace_id: str, found: list[str]) -> str:
-        hit = self._traces.get(trace_id)
-        if hit is None:
-            if is_plain_id(trace_id):
-                hit = (trace_id, ())
-            else:
-                hits: list[str] = []
-                hit = (self._scanner.scan(trace_id, hits), tuple(hits))
-            if len(self._traces) >= _SMALL_CACHE:
-                self._traces.clear()
-            self._traces[trace_id] = hit
-        if hit[1]:
-            found.extend(hit[1])
-        return hit[0]
+    def _check_id(self, field: str, value: str) -> None:
+        """Raise ``IdentifierError`` if ``value`` is no opaque id (see ``id_problem``)."""
+        if value in self._plain_ids:
+            return
+        problem = id_problem(value)
+        if problem is not None:
+            raise IdentifierError(field, problem)
+        if len(self._plain_ids) >= _SMALL_CACHE:
+            self._plain_ids.clear()
+        self._plain_ids.add(value)  # every event of a trace, job or customer repeats its ids
 
     def _redact(self, raw: RawEvent, walk: Walk) -> TimelineEvent:
         rules = self.rules
@@ -310,11 +351,11 @@ class Redactor:
         subject = envelope["subject"].__dict__
         customer_id, workspace_id = subject["customer_id"], subject["workspace_id"]
         order_id, job_id, request_id = subject["order_id"], subject["job_id"], subject["request_id"]
-        if not (job_id and are_plain_ids(event_id, job_id)):  # both plain: nothing to scan
-            if not is_plain_id(event_id):
-                event_id = scan(event_id, found)
-            if job_id and not is_plain_id(job_id):
-                job_id = scan(job_id, found)
+        # Ids are shown as they are or the event is refused: a masked id would merge records.
+        if not (job_id and are_plain_ids(event_id, job_id)):  # both plain: nothing to check
+            self._check_id("event_id", event_id)
+            if job_id:
+                self._check_id("subject.job_id", job_id)
         error: ErrorInfo | None = envelope["error"]
         error_code = reason = None
         if error is not None:
@@ -322,21 +363,18 @@ class Redactor:
             code: str | None = error_fields["code"]
             error_code = code and scan(code, found)
             reason = self._reason(code, error_fields["message"], rule is not None, walk)
-        # Every event of a trace carries the same id: its scan is remembered (see _trace).
-        trace = self._traces.get(envelope["trace_id"])
-        if trace is None:
-            trace_text = self._trace(envelope["trace_id"], found)
-        else:
-            trace_text = trace[0]
-            if trace[1]:
-                found.extend(trace[1])
-        # Subject ids (before the lookup keys: their hits count too). Numeric customer ids
-        # are often shorter than anything scan() looks for.
+        trace_id: str = envelope["trace_id"]
+        if trace_id not in self._plain_ids:
+            self._check_id("trace_id", trace_id)
+        # Numeric customer ids are often shorter than any phone or card number.
         if customer_id and len(customer_id) >= SHORTEST_HIT:
-            customer_id = scan(customer_id, found)
-        workspace_id = workspace_id and scan(workspace_id, found)
-        order_id = order_id and scan(order_id, found)
-        request_id = request_id and scan(request_id, found)
+            self._check_id("subject.customer_id", customer_id)
+        if workspace_id:
+            self._check_id("subject.workspace_id", workspace_id)
+        if order_id:
+            self._check_id("subject.order_id", order_id)
+        if request_id:
+            self._check_id("subject.request_id", request_id)
         lookup_keys: list[str] = []
         if found:
             # Usually every identity already has its token (a customer's email recurs in all
@@ -348,7 +386,7 @@ class Redactor:
         values: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "event_id": event_id,
-            "trace_id": trace_text,
+            "trace_id": trace_id,
             "type": type_text,
             "label": label,
             "lane": lane,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from functools import lru_cache
 
 import phonenumbers
@@ -23,6 +24,30 @@ _EMAIL_FULL = re.compile(r"^([\w.%+\-]{1,64})@([\w\-]+(?:\.[\w\-]+)+)$")
 _DIGIT = re.compile(r"\d")
 _PHONE_SEPARATORS = str.maketrans("", "", " -().")
 _PHONE_TEMPLATES: dict[tuple[int, str, int, bool], str] = {}
+
+
+@lru_cache(maxsize=4096)
+def _folded_char(char: str) -> str:
+    if unicodedata.category(char) == "Cf":
+        return ""  # zero-width spaces and joiners, soft hyphens, direction marks
+    digit = unicodedata.decimal(char, None)
+    return char if digit is None else str(digit)
+
+
+def fold(text: str) -> str:
+    """``text`` with look-alikes made plain, so the detectors see what a reader sees.
+
+    NFKC turns full-width and other compatibility forms into their plain characters
+    (``maria＠gmail．com`` -> ``maria@gmail.com``, ``４２４２`` -> ``4242``); digits of other
+    scripts (``٤٢٤٢``) become ASCII digits; invisible format characters (a zero-width space
+    before the ``@``) are removed. ASCII text is returned as it is, at no cost.
+    """
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFKC", text)
+    if text.isascii():
+        return text
+    return "".join([char if char < "\x80" else _folded_char(char) for char in text])
 
 
 def mask_segments(text: str, separators: str = ".-_+") -> str:
@@ -43,7 +68,7 @@ def mask_segments(text: str, separators: str = ".-_+") -> str:
 
 def split_email(value: str) -> tuple[str, str] | None:
     """Split a plain address into (local part, domain), or None if it is not one."""
-    match = _EMAIL_FULL.match(value.strip())
+    match = _EMAIL_FULL.match(fold(value).strip())
     if match is None:
         return None
     return match.group(1), match.group(2)
@@ -55,7 +80,10 @@ def mask_email_parts(local: str, domain: str) -> str:
     The domain is kept whole: it tells support which provider to blame for a bounce and is
     rarely personal on its own.
     """
-    return f"{mask_segments(local)}@{domain}"
+    masked = mask_segments(local)
+    if masked == local:  # one-letter parts ("a@", "j.b@") would be shown whole
+        masked = "*" * len(local)
+    return f"{masked}@{domain}"
 
 
 def normalize_email(local: str, domain: str) -> str:

@@ -20,6 +20,7 @@ from urllib.parse import unquote
 from redaction_rules import credentials, keyvalues
 from redaction_rules.masks import (
     REDACTED,
+    fold,
     mask_email_parts,
     mask_ip,
     normalize_email,
@@ -37,16 +38,18 @@ _CACHE_MAX_LEN = 256
 # Text shorter than this holds nothing the detectors look for: scan() returns it as it is
 # (callers on hot paths may skip the call for it).
 SHORTEST_HIT = 6
-# Prefixed ids ("ev_7emwvjugyjf5d3kzan2a", "job_9c1f") with no vendor key prefix and no run
-# of 7 digits: the full scan provably leaves them unchanged (a test checks the equivalence).
+# Prefixed ids ("ev_7emwvjugyjf5d3kzan2a", "job_9c1f") with no vendor key prefix, at most 31
+# characters after the prefix and no run of 7 digits: the full scan provably leaves them
+# unchanged (a test checks the equivalence).
 _PLAIN_ID = re.compile(
-    r"(?!gh[pousr]_|npm_|whsec_|shp(?:at|ss|ca|pa)_)[a-z]{1,8}_(?:[A-Za-z]|\d{1,6}(?!\d))+"
+    r"(?!gh[pousr]_|npm_|whsec_|hf_|shp(?:at|ss|ca|pa)_)[a-z]{1,8}_"
+    r"(?=[A-Za-z0-9]{1,31}$)(?:[A-Za-z]|\d{1,6}(?!\d))+"
 )
 # _PLAIN_ID without its per-character alternation, which made it the costliest check on the
 # envelope: an ASCII id shape (one regex step per character) and the vendor prefixes, then
 # a run of seven digits looked for with a byte translation. It accepts a subset of
 # _PLAIN_ID (ASCII digits only), which a test checks.
-_SHAPE = r"(?!gh[pousr]_|npm_|whsec_|shp(?:at|ss|ca|pa)_)[a-z]{1,8}_[A-Za-z0-9]+"
+_SHAPE = r"(?!gh[pousr]_|npm_|whsec_|hf_|shp(?:at|ss|ca|pa)_)[a-z]{1,8}_[A-Za-z0-9]{1,31}"
 _ID_SHAPE = re.compile(_SHAPE)
 # Two ids joined by a space, checked in one regex call (the space cannot be part of either).
 _TWO_ID_SHAPES = re.compile(f"{_SHAPE} {_SHAPE}")
@@ -122,7 +125,9 @@ def _mask_emails(text: str, found: list[str]) -> str:
 
 def _ipv6(match: re.Match[str]) -> str:
     candidate = match.group(0)
-    if candidate.count(":") < 2 or sum(c.isalnum() for c in candidate) < 3:
+    # Too short to be more than ``::``-style loopback or unspecified addresses (and shorter
+    # than anything scan() looks at: the same text alone is returned as it is).
+    if len(candidate) < SHORTEST_HIT or candidate.count(":") < 2:
         return candidate
     return mask_ip(candidate.split("%", 1)[0]) or candidate
 
@@ -165,6 +170,8 @@ class TextScanner:
     def _scan(self, text: str, found: list[str], depth: int) -> str:
         if depth > 3:
             return REDACTED  # URL-encoded URLs nested this deep are not worth the risk
+        if not text.isascii():
+            text = fold(text)  # look-alikes: ＠, full-width or other-script digits, ZWSP
         if "PRIVATE KEY" in text:
             text = credentials.mask_private_keys(text)
         if "://" in text:

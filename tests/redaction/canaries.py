@@ -49,7 +49,10 @@ def email(rnd: random.Random) -> Canary:
         local += "+" + word(rnd, 3, 6)  # plus tag
     domain = rnd.choice(["gmail.com", "mail.eu.example.co.uk", "corp-mail.example.org", "x.io"])
     value = f"{local}@{domain}"
-    return Canary("email", value, value, (value, local))
+    text = value
+    if rnd.random() < 0.15:  # written with a look-alike "@" (full-width, or a zero-width space)
+        text = value.replace("@", rnd.choice(["\uff20", "\u200b@", "\u2060@"]))
+    return Canary("email", value, text, (value, local))
 
 
 def phone(rnd: random.Random) -> Canary:
@@ -90,7 +93,14 @@ def card(rnd: random.Random) -> Canary:
     else:
         sep = " " if style == "spaces" else "-"
         value = sep.join(digits[i : i + 4] for i in range(0, 16, 4))
-    return Canary("card", value, value, (value, digits, digits[:-4]), style == "compact")
+    forbidden = (value, digits, digits[:-4])
+    text = value
+    if rnd.random() < 0.15:  # written in full-width or Arabic-Indic digits
+        zero = rnd.choice([0xFF10, 0x0660])
+        look_alike = {ord(str(d)): chr(zero + d) for d in range(10)}
+        text = value.translate(look_alike)
+        forbidden += (text, digits[:-4].translate(look_alike))
+    return Canary("card", value, text, forbidden, style == "compact")
 
 
 def iban_canary(rnd: random.Random) -> Canary:

@@ -115,6 +115,31 @@ def test_when_no_hmac_key_is_configured_then_the_demo_key_is_used_with_a_note(
     assert "using the demo key" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["test", "coverage"])
+def test_when_no_hmac_key_is_configured_then_safetrail_rules_path_is_still_used(
+    app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "own.yaml").write_text(
+        "kind: redaction\ntypes:\n  signup.submitted:\n    label: Own signup label\n"
+        "    lane: customer\n    fields:\n      email: mask_email\n",
+        encoding="utf-8",
+    )
+    monkeypatch.delenv("SAFETRAIL_HMAC_KEY")
+    monkeypatch.setenv("SAFETRAIL_RULES_PATH", str(rules))
+    result = CliRunner().invoke(
+        app, ["rules", command, str(events_file(tmp_path, orjson.dumps(EVENT)))]
+    )
+    assert result.exit_code == 0, result.output
+    assert "using the demo key" in result.stderr
+    if command == "test":
+        assert orjson.loads(result.stdout)["label"] == "Own signup label"
+    else:  # own.yaml has no drop rule for the password, the packaged rules do
+        row = next(line for line in result.stdout.splitlines() if " password " in line)
+        assert "no rule" in row, row
+
+
 def test_when_run_as_the_safetrail_command_then_the_rules_group_is_registered() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "safetrail.cli", "rules", "check"],

@@ -320,3 +320,84 @@ def test_when_two_ids_are_checked_together_then_it_agrees_with_checking_each(
     first: str, second: str
 ) -> None:
     assert are_plain_ids(first, second) == (is_plain_id(first) and is_plain_id(second))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Full-width "＠" and digits: what a reader sees is an address and a card.
+        (
+            "Could not deliver to maria.santos＠gmail.com (card ４２４２４２４２４２４２４２４２)",
+            "Could not deliver to m****.s*****@gmail.com (card **** 4242)",
+        ),
+        # Arabic-Indic digits are digits too.
+        ("550 card ٤٢٤٢٤٢٤٢٤٢٤٢٤٢٤٢ refused", "550 card **** 4242 refused"),
+        # A zero-width space (or joiner, or soft hyphen) before the "@" hides nothing.
+        ("u=maria.santos\u200b@gmail.com", "u=m****.s*****@gmail.com"),
+        ("maria\u00ad.santos\u200d@gmail.com", "m****.s*****@gmail.com"),
+        ("call ＋１ ４１５ ５５５ ０１３４ now", "call +1 ***-***-**34 now"),
+    ],
+)
+def test_when_text_hides_pii_behind_look_alike_characters_then_it_is_masked(
+    text: str, expected: str
+) -> None:
+    found: list[str] = []
+    assert TextScanner().scan(text, found) == expected
+    # The lookup keys are those of the plain values: support finds the customer either way.
+    plain: list[str] = []
+    TextScanner().scan(fold_reference(text), plain)
+    assert found == plain
+
+
+def fold_reference(text: str) -> str:
+    """The same text typed with plain characters (what the look-alikes stand for)."""
+    table = {ord("＠"): "@", 0x200B: None, 0x200D: None, 0xAD: None, ord("＋"): "+"}
+    table |= {0xFF10 + d: str(d) for d in range(10)} | {0x0660 + d: str(d) for d in range(10)}
+    return text.translate(table)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Ünïcode café", "日本語のメッセージ 123", "naïve résumé — ok", "Straße 12"],
+)
+def test_when_non_ascii_text_holds_nothing_then_it_stays_readable(text: str) -> None:
+    assert scan(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("opt in: secret_Ab3dEf7hIjK1mNoP2rStUvWxYz0aB4cD5eF6gH8 ok", "opt in: [secret] ok"),
+        ("hf_AbCdEfGhIjKlMnOpQrStUvWxYz12345678", "[secret]"),
+        ("key lin_api_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789", "key [secret]"),
+        # Any short prefix before 32+ characters of mixed-case base62 reads as a key.
+        ("tok acme_Xb7Kq2Lm9Pz4Rt6Vw1Yc3Nd5Fg8Hj0Ls2", "tok [secret]"),
+    ],
+)
+def test_when_a_vendor_key_looks_like_a_prefixed_id_then_it_is_masked(
+    text: str, expected: str
+) -> None:
+    assert scan(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "cus_NffrFeUfNV2Hib",  # Stripe object ids: mixed case, short
+        "pi_3MtwBwLkdIwHu7ix28a3tqPa",
+        "req_0123456789abcdef0123456789abcdef",  # long, one case
+        "msg_01J9ZK3M5T7V9X1B3D5F7H9K1M3P5R7T",
+    ],
+)
+def test_when_a_prefixed_id_is_long_or_mixed_case_then_it_stays_readable(text: str) -> None:
+    assert scan(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("a@example.com", "*@example.com"), ("sent to j.b@x.io", "sent to ***@x.io")],
+)
+def test_when_an_email_has_one_letter_parts_then_they_are_hidden_too(
+    text: str, expected: str
+) -> None:
+    assert scan(text) == expected
