@@ -30,7 +30,7 @@ from query_api.models import (
     StepState,
     TraceChain,
 )
-from query_api.steps import job_step, point_step
+from query_api.steps import event_order, job_step, point_step
 from query_api.summary import summarize
 
 DEFAULT_STUCK_AFTER = timedelta(minutes=30)
@@ -137,7 +137,7 @@ def build_steps(
     stuck_after: timedelta = DEFAULT_STUCK_AFTER,
 ) -> list[StepOut]:
     """The steps of a trace in time order (``events`` deduplicated, any order)."""
-    ordered = sorted(events, key=lambda e: (e.occurred_at, e.event_id))
+    ordered = sorted(events, key=event_order)
     live: dict[Key, list[TimelineEvent]] = {}
     for event in ordered:
         key = step_key(event.lane, event.job_id, event.request_id, event.event_id)
@@ -188,7 +188,7 @@ def build_chain(
     """
     if not events and not trace_index_rows:
         raise ValueError("a trace chain needs at least one event or index row")
-    ordered = sorted(events, key=lambda e: (e.occurred_at, e.event_id))
+    ordered = sorted(events, key=event_order)
     trace_id = ordered[0].trace_id if ordered else trace_index_rows[0].trace_id
     steps = build_steps(ordered, trace_index_rows, now, retention, stuck_after)
     removed = sum(s.removed_events for s in steps)
@@ -213,7 +213,7 @@ def build_job_history(
 
     A job named only by the request that enqueued it comes back labelled "job not found".
     """
-    ordered = sorted(events, key=lambda e: (e.occurred_at, e.event_id))
+    ordered = sorted(events, key=event_order)
     own = [e for e in ordered if e.lane is Lane.SYSTEM and e.job_id == job_id]
     removed = [
         r

@@ -47,3 +47,16 @@ def classify(text: str) -> QueryKind:
     if _ID.match(value):
         return QueryKind.CUSTOMER
     return QueryKind.INVALID
+
+
+TRACE_PREFIX, JOB_PREFIX = "tr_", "job_"
+
+
+def id_candidates(value: str, prefix: str) -> tuple[str, ...]:
+    """The IDs ``value`` may stand for: itself, then with ``prefix`` when typed without it.
+
+    Support copies IDs from tickets and screenshots where the ``tr_``/``job_`` prefix is often
+    cut off; the exact value is tried first, so an ID minted elsewhere without our prefix
+    still opens its own record.
+    """
+    return (value,) if value.startswith(prefix) else (value, prefix + value)

@@ -166,9 +166,12 @@ def _sent_or_retried(job: StepOut | None) -> str:
         return "No: nothing was sent or retried, the job never ran."
     if job.state is StepState.UNKNOWN:
         return "Unknown: the job's events were removed by retention."
+    # A retry that starts at once waited "0 s"; a retry whose earlier try left no event (e.g.
+    # removed by retention) has no known wait, and "(waits )" would read as a glitch.
+    waits = ", ".join(duration(d) for d in job.retry_delays_seconds)
     retried = (
         f"retried {job.retries} time{'s' if job.retries != 1 else ''}"
-        f" (waits {', '.join(duration(d) for d in job.retry_delays_seconds)})"
+        + (f" (waits {waits})" if waits else "")
         if job.retries
         else "no retry"
     )

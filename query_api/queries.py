@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,10 +16,10 @@ import orjson
 
 from ingest.schema import Lane
 from projectors.reads import TimelineQuery
-from projectors.rows import utc
+from projectors.rows import CustomerTrace, utc
 from projectors.store import Store
 from query_api.chain import DEFAULT_STUCK_AFTER, build_chain, build_job_history
-from query_api.models import EventOut, JobHistory, Page, TraceChain
+from query_api.models import EventOut, JobHistory, Page, TraceChain, TraceStatus
 
 MAX_PAGE = 500
 MAX_EXPORT_ROWS = 100_000
@@ -56,6 +57,32 @@ def get_trace_chain(
     if not events and not index:
         return None
     return build_chain(events, index, now, _retention(store), stuck_after=stuck_after)
+
+
+def get_customer_traces(
+    store: Store,
+    traces: Sequence[CustomerTrace],
+    *,
+    now: datetime,
+    stuck_after: timedelta = DEFAULT_STUCK_AFTER,
+) -> list[tuple[CustomerTrace, TraceStatus]]:
+    """A customer's latest traces, each with the status its trace page shows.
+
+    The line's own columns cover only the customer's rows, and the latest of them says little
+    (a signup is "done" while its email job never started or failed): each trace's status is
+    derived from all of its events as ``get_trace_chain`` does, read together for the short
+    list shown.
+    """
+    views = store.traces_view([t.trace_id for t in traces], now=now)
+    retention = _retention(store)
+    out: list[tuple[CustomerTrace, TraceStatus]] = []
+    for line in traces:
+        events, index = views.get(line.trace_id, ([], []))
+        if not events and not index:
+            continue  # gone between the two reads: nothing true to say about it
+        chain = build_chain(events, index, now, retention, stuck_after=stuck_after)
+        out.append((line, chain.summary.status))
+    return out
 
 
 def get_job_history(

@@ -83,6 +83,33 @@ def classify(event: TimelineEvent) -> Move:
     return Move.SUCCESS if event.lane is Lane.CUSTOMER else Move.PROGRESS
 
 
+# Where each move stands in a step's life, to order events that share one instant: queued
+# before started, started before progress, a retry after the try it ends, outcomes last.
+_LIFECYCLE = {
+    Move.QUEUED: 0,
+    Move.START: 1,
+    Move.PROGRESS: 2,
+    Move.RETRY: 3,
+    Move.SUCCESS: 4,
+    Move.FAILURE: 4,
+}
+
+
+def event_order(event: TimelineEvent) -> tuple[datetime, int, int, str]:
+    """The sort key of events everywhere a trace or job is read: time, then for events of one
+    instant the attempt they name and where they stand in its life, then ``event_id``.
+
+    Services stamp whole seconds, so a job can be queued, started and failed in one instant;
+    ordered by ``event_id`` alone it could fail before it started and read as running. The
+    attempt number comes first so "attempt 1 failed" precedes "attempt 2 started" at the same
+    instant (a queued event always stands before any attempt; an event without a number
+    counts as 0, so jobs that number no attempt are ordered by their life alone).
+    """
+    move = classify(event)
+    attempt = -1 if move is Move.QUEUED else (event.attempt or 0)
+    return event.occurred_at, attempt, _LIFECYCLE[move], event.event_id
+
+
 @dataclass
 class _Attempt:
     number: int
@@ -219,7 +246,11 @@ def job_step(
         stuck=stuck,
         attempts=len(attempts),
         retries=len(retries),
-        retry_delays_seconds=[a.wait_before.total_seconds() for a in retries if a.wait_before],
+        # ``is not None``: a retry that starts the moment the last try failed waited 0 s, and
+        # that wait is shown, not dropped (a zero timedelta is false).
+        retry_delays_seconds=[
+            a.wait_before.total_seconds() for a in retries if a.wait_before is not None
+        ],
         attempt_history=[a.out() for a in attempts],
         last_retry_at=retries[-1].started_at if retries else None,
         error_code=failed.error_code if failed else None,

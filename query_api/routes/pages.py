@@ -7,6 +7,7 @@ before it shows anything. Sign-in is described in ``query_api.pages_auth``.
 
 from __future__ import annotations
 
+from itertools import zip_longest
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -32,12 +33,13 @@ from query_api.pages_render import (
     redirect,
     render,
 )
-from query_api.pages_search import QueryKind, classify
+from query_api.pages_search import JOB_PREFIX, TRACE_PREFIX, QueryKind, classify, id_candidates
 from query_api.pages_view import escalation_hint, glance, whole_minutes
 from query_api.queries import (
     BadCursor,
     export_customer_timeline,
     get_customer_timeline,
+    get_customer_traces,
     get_job_history,
     get_trace_chain,
 )
@@ -164,12 +166,14 @@ def search(
     if kind in (QueryKind.CUSTOMER, QueryKind.AMBIGUOUS) and not store.customer_exists(
         value, now=now
     ):
-        # Not a customer's ID: maybe a trace or job ID without the usual prefix, or an order,
-        # workspace or request ID some event named.
-        if store.trace_index(value):
-            return redirect(f"/support/traces/{value}")
-        if store.job_index(value):
-            return redirect(f"/support/jobs/{value}")
+        # Not a customer's ID: maybe a trace or job ID (as typed, then with the usual prefix
+        # it was typed without), or an order, workspace or request ID some event named.
+        traces, jobs = id_candidates(value, TRACE_PREFIX), id_candidates(value, JOB_PREFIX)
+        for trace_id, job_id in zip_longest(traces, jobs):
+            if trace_id is not None and store.trace_index(trace_id):
+                return redirect(f"/support/traces/{trace_id}")
+            if job_id is not None and store.job_index(job_id):
+                return redirect(f"/support/jobs/{job_id}")
         named = store.traces_naming(value, now=now)
         if named:
             log.record("subject_lookup", ",".join(m.trace_id for m in named)[:512])
@@ -284,6 +288,7 @@ def customer_page(
     store: StoreDep,
     log: PageAudit,
     now: NowDep,
+    stuck: StuckAfter,
     f: TimelineForm,
     cursor: str | None = None,
 ) -> Response:
@@ -303,7 +308,9 @@ def customer_page(
     # Above the filters, over all of retention: the masked contact to confirm who this is,
     # their latest traces, and the problems they met before (the same error in several traces
     # is a pattern, not bad luck).
-    contact, recent, problems = store.customer_overview(customer_id, now=now)
+    contact, latest, problems = store.customer_overview(customer_id, now=now)
+    # Each trace's status as its own page derives it, not its latest event's.
+    recent = get_customer_traces(store, latest, now=now, stuck_after=stuck)
     return show(
         request,
         user,

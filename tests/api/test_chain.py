@@ -345,3 +345,67 @@ def test_when_a_customer_fact_only_mentions_email_then_the_summary_shows_the_add
     assert summary.email == EMAIL  # the bounce's "to", not "true"
     only = build_chain([settings], index_of([settings]), NOW, RETENTION).summary
     assert only.email is None
+
+
+def _tied(*rows: tuple[str, str, int, dict[str, Any]]) -> list[TimelineEvent]:
+    """Events of job ``job_tie``: (event_id, type, seconds after T0, extra fields)."""
+    job: dict[str, Any] = {"lane": Lane.SYSTEM, "job_id": "job_tie", "customer_id": "48291"}
+    return [
+        make_event(eid, trace_id="tr_tie", type_=t, at=T0 + sec * S, **job, **extra)
+        for eid, t, sec, extra in rows
+    ]
+
+
+@pytest.mark.parametrize(
+    ("events", "status", "attempts", "delays"),
+    [
+        pytest.param(
+            # queued, started and failed in one second; their ids sort the other way round
+            _tied(
+                ("ev_qa5b_c", "signup_email.queued", 0, {"status": "queued"}),
+                ("ev_qa5b_b", "signup_email.started", 0, {"status": "running"}),
+                ("ev_qa5b_a", "signup_email.failed", 0, {"status": "failed"}),
+            ),
+            TraceStatus.FAILED,
+            1,
+            [],
+            id="queued-started-failed-in-one-instant",
+        ),
+        pytest.param(
+            # attempt 2 starts in the second attempt 1 fails; its id sorts first
+            _tied(
+                ("ev_qa1_e", "signup_email.queued", 0, {"status": "queued"}),
+                ("ev_qa1_d", "signup_email.started", 1, {"status": "running", "attempt": 1}),
+                (
+                    "ev_qa1_c",
+                    "signup_email.failed",
+                    2,
+                    {"status": "failed", "attempt": 1, "error_code": "PROVIDER_TIMEOUT"},
+                ),
+                ("ev_qa1_a", "signup_email.started", 2, {"status": "running", "attempt": 2}),
+                ("ev_qa1_b", "signup_email.sent", 3, {"status": "done", "attempt": 2}),
+            ),
+            TraceStatus.DONE,
+            2,
+            [0.0],
+            id="retry-starts-the-instant-the-try-failed",
+        ),
+    ],
+)
+def test_when_events_share_an_instant_then_they_are_read_in_lifecycle_order(
+    events: list[TimelineEvent], status: TraceStatus, attempts: int, delays: list[float]
+) -> None:
+    # ``NOW`` is hours after ``T0``: read out of order, a job that ended looks stuck running.
+    chain = build_chain(events, index_of(events), NOW, RETENTION)
+    history = build_job_history("job_tie", events, index_of(events), NOW, RETENTION)
+
+    assert chain.summary.status is status
+    assert history is not None
+    for step in (chain.steps[0], history.step):
+        assert (step.attempts, step.retries, step.retry_delays_seconds, step.stuck) == (
+            attempts,
+            attempts - 1,
+            delays,
+            False,
+        )
+    assert [e.event_id for e in chain.events] == [e.event_id for e in events]

@@ -149,6 +149,23 @@ CASES = [
         (StepState.DONE, 2, [300.0], None, False),
         id="webhook-5xx-then-delivered",
     ),
+    pytest.param(
+        # attempt 2 starts the second attempt 1 failed: a wait of 0 s is still a wait
+        job(
+            T0,
+            ("signup_email.queued", 0 * S, {"status": "queued"}),
+            ("signup_email.started", 1 * S, {"status": "running", "attempt": 1}),
+            (
+                "signup_email.failed",
+                2 * S,
+                {"status": "failed", "attempt": 1, "error_code": "PROVIDER_TIMEOUT"},
+            ),
+            ("signup_email.started", 2 * S, {"status": "running", "attempt": 2}),
+            ("signup_email.sent", 3 * S, {"status": "done", "attempt": 2}),
+        ),
+        (StepState.DONE, 2, [0.0], None, False),
+        id="retried-at-once",
+    ),
 ]
 
 

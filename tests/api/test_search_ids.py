@@ -90,3 +90,35 @@ def test_when_long_digits_match_no_id_then_they_are_looked_up_as_a_phone_number(
     page = _search(client, "4155550199")
     assert page.status_code == 200
     assert "No customer used the email or phone number you typed" in page.text
+
+
+PREFIXED_TRACE, PREFIXED_JOB = "tr_zybhatj76fehchgd", "job_tiuio5np"
+PREFIXED_AT = recent()
+
+
+@pytest.mark.parametrize(
+    ("typed", "opens"),
+    [
+        # the ticket quoted the IDs without their prefix
+        ("zybhatj76fehchgd", f"/support/traces/{PREFIXED_TRACE}"),
+        ("tiuio5np", f"/support/jobs/{PREFIXED_JOB}"),
+        # with the prefix they open as before
+        (PREFIXED_TRACE, f"/support/traces/{PREFIXED_TRACE}"),
+        (PREFIXED_JOB, f"/support/jobs/{PREFIXED_JOB}"),
+    ],
+)
+def test_when_our_id_is_typed_without_its_prefix_then_its_page_opens(
+    client: TestClient, typed: str, opens: str
+) -> None:
+    stored = client.post(
+        "/v1/events",
+        content=orjson.dumps(
+            signup_events(PREFIXED_TRACE, "48292", PREFIXED_JOB, PREFIXED_AT), default=str
+        ),
+        headers={"Authorization": f"Bearer {SERVICE}", "Content-Type": "application/json"},
+    )
+    assert stored.status_code == 202 and stored.json()["rejected"] == 0, stored.text
+
+    response = _search(client, typed)
+    assert response.status_code == 303 and response.headers["location"] == opens
+    assert client.get(opens).status_code == 200
