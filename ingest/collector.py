@@ -3,14 +3,15 @@
 ``POST /v1/events`` hands a list of payloads to an ``Ingestor``. In the embedded default that is
 ``EmbeddedCollector``: every payload goes through the same pure ``process`` step the Kafka
 processor uses (in the request thread, or for large requests in worker processes, one per
-core: ``ingest.workers``), then a single background writer thread makes what concurrent
+core up to 8: ``ingest.workers``), then a single background writer thread makes what concurrent
 requests produced durable in one step. A request returns only after the group holding its
 events is durable, so an answer of "accepted" means durable, and many small requests still
 cost one write.
 
 Two ways to be durable. On the embedded engine with a data directory the group is appended to
 the ingest journal beside it with one ``fdatasync`` (``ingest.journal``) and a shipper thread
-inserts what accumulated in large batches (up to ``ship_events``, or after ``ship_seconds``):
+inserts what accumulated in large batches (once ``ship_events`` wait, up to twice that, or
+after ``ship_seconds``):
 an insert's fixed cost is then paid once per few thousand events instead of once per group.
 Reads wait for the shipper (``flush``, registered as the store's read barrier), so an
 acknowledged event is readable by the next read. Without a journal (a ClickHouse server, where
@@ -118,9 +119,11 @@ class EmbeddedCollector:
     processes), make durable by group commit, store (see the module docstring).
 
     ``max_batch_events`` bounds one group; requests queue behind the running one and go out
-    together in the next. With ``journal`` (a directory), groups are journaled and shipped in
-    inserts of up to ``ship_events``; at most ``max_unshipped_events`` wait in memory (past
-    that, requests wait for the shipper: back pressure, not loss).
+    together in the next. With ``journal`` (a directory), groups are journaled and shipped once
+    ``ship_events`` have piled up (or after ``ship_seconds``, or when a reader waits), up to
+    twice ``ship_events`` an insert (a single larger group goes whole); at most
+    ``max_unshipped_events`` wait in memory (past that, requests wait for the shipper: back
+    pressure, not loss).
     """
 
     def __init__(

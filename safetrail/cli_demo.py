@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
         data_dir: Annotated[
             Path | None,
             typer.Option(
-                help="where chDB keeps the demo data [default: demo/ under SAFETRAIL_DATA_DIR, "
+                help="where chDB keeps the demo data \\[default: demo/ under SAFETRAIL_DATA_DIR, "
                 "./.safetrail/demo when unset]"
             ),
         ] = None,

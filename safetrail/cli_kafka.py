@@ -1,9 +1,9 @@
 """``safetrail process``, ``safetrail project`` and ``safetrail up``: the scale-out path.
 
 ``process`` runs faust workers (raw topic ─▶ timeline and dead-letter topics), ``project`` runs a
-projector (those topics ─▶ ClickHouse), ``up`` runs the whole pipeline on one machine against a
-local Apache Kafka broker: collector, API and projector in this process (chDB allows one
-process per data directory) and a supervised faust worker as a second process.
+projector (the raw topic and those ─▶ ClickHouse), ``up`` runs the whole pipeline on one
+machine against a local Apache Kafka broker: collector, API and projector in this process (chDB
+allows one process per data directory) and a supervised faust worker as a second process.
 """
 
 from __future__ import annotations
@@ -151,7 +151,10 @@ def project_cmd(
     ] = 0,
     metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
-    """Run a projector: timeline and dead-letter topics ─▶ ClickHouse (batch, insert, commit)."""
+    """Run a projector: raw, timeline and dead-letter topics ─▶ ClickHouse.
+
+    Each batch is inserted, then its offsets are committed.
+    """
     settings = _settings(bootstrap)
     from projectors.kafka_projector import KafkaProjector
     from projectors.retention import RetentionPolicy

@@ -9,6 +9,7 @@ from typing import Annotated
 import orjson
 import typer
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 from rich.console import Console
 from rich.table import Table
 
@@ -48,6 +49,15 @@ def _fail(problems: list[str]) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+class _RulesPathOnly(BaseSettings):
+    """``SAFETRAIL_RULES_PATH`` alone (environment or ``.env``, as ``Settings`` reads it), for
+    when the full settings do not load."""
+
+    model_config = Settings.model_config
+
+    rules_path: Path | None = None
+
+
 def _redactor(rules_path: Path | None) -> Redactor:
     """Rules and HMAC key as the pipeline would use them, with a demo-key fallback."""
     try:
@@ -59,6 +69,7 @@ def _redactor(rules_path: Path | None) -> Redactor:
         # because hmac/lookup tokens then differ from the deployment's.
         typer.echo("note: SAFETRAIL_HMAC_KEY not set, using the demo key", err=True)
         key = DEMO_HMAC_KEY.encode()
+        rules_path = rules_path or _RulesPathOnly().rules_path
     else:
         key = settings.effective_hmac_key
         rules_path = rules_path or settings.rules_path

@@ -4,6 +4,7 @@ strings in every path and query parameter change nothing."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -49,6 +50,8 @@ def _loaded(api: Api) -> None:
     for trace, customer in ((TRACE, CUSTOMER), (OTHER_TRACE, OTHER_CUSTOMER)):
         response = api.post_events(signup_events(trace, customer, JOB, recent()))
         assert response.status_code == 202 and response.json()["rejected"] == 0
+    rejected = api.post_events([{"trace_id": "tr_accessdead", "type": "Not A Type"}])
+    assert rejected.status_code == 202 and rejected.json()["rejected"] == 1  # a dead letter
 
 
 def _call(api: Api, method: str, path: str, headers: dict[str, str]) -> Any:
@@ -114,47 +117,101 @@ def test_when_public_endpoints_are_called_without_a_token_then_they_answer(
     assert api.client.get(path).status_code == 200
 
 
-def _templates() -> list[str]:
-    return [
-        "/v1/traces/{}",
-        "/v1/traces/{}/summary.txt",
-        "/v1/jobs/{}",
-        "/v1/customers/{}/timeline",
-        "/v1/customers/{}/timeline.csv",
-    ]
+# Every route with a path parameter.
+PATH_ROUTES = [
+    "/v1/traces/{trace_id}",
+    "/v1/traces/{trace_id}/summary.txt",
+    "/v1/jobs/{job_id}",
+    "/v1/customers/{customer_id}/timeline",
+    "/v1/customers/{customer_id}/timeline.csv",
+    "/v1/raw/traces/{trace_id}",
+]
+TIMELINE, CSV = f"/v1/customers/{CUSTOMER}/timeline", f"/v1/customers/{CUSTOMER}/timeline.csv"
+RAW, DEAD_LETTERS, ACCESS_LOG = f"/v1/raw/traces/{TRACE}", "/v1/dead-letters", "/v1/access-log"
+REASON = {"X-Access-Reason": "TICKET-1"}
+# Every query parameter of every route, with the token (and reason) that gets past the checks
+# before it: the raw route's budget is spent by the admin, the dead-letter listing's by the
+# engineer, so neither runs out over the ten strings.
+QUERY_PARAMETERS: list[tuple[str, str, dict[str, str], list[str]]] = [
+    (TIMELINE, SUPPORT, {}, ["lane", "since", "until", "cursor", "limit"]),
+    (CSV, SUPPORT, {}, ["lane", "since", "until"]),
+    (ACCESS_LOG, ADMIN, {}, ["actor", "record_kind", "record_id", "cursor", "limit"]),
+    (DEAD_LETTERS, ENGINEER, REASON, ["status", "limit"]),
+    (DEAD_LETTERS, ENGINEER, {}, ["reason"]),
+    (RAW, ADMIN, {}, ["reason"]),
+]
+
+
+def test_every_documented_parameter_is_tried_with_injection_strings(api: Api) -> None:
+    documented_paths, documented_queries = set(), set()
+    for path, item in api.client.get("/openapi.json").json()["paths"].items():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path":
+                    documented_paths.add(path)
+                elif parameter["in"] == "query":
+                    documented_queries.add((path, parameter["name"]))
+    assert documented_paths == set(PATH_ROUTES)
+    tried = {
+        (path.replace(TRACE, "{trace_id}").replace(CUSTOMER, "{customer_id}"), name)
+        for path, _, _, names in QUERY_PARAMETERS
+        for name in names
+    }
+    assert tried == documented_queries
+
+
+def _check_query_answer(
+    path: str, name: str, value: str, response: Any, baseline: dict[str, Any]
+) -> None:
+    """What each query parameter may answer with a crafted value, and what the answer holds."""
+    where = (path, name, response.status_code, response.text[:300])
+    if path == DEAD_LETTERS and name != "reason":
+        assert response.status_code == 422, where  # a fixed choice or a number
+        return
+    if path in (RAW, DEAD_LETTERS):  # any text is a reason; the answer is the usual one
+        assert response.status_code == 200, where
+        body = response.json()
+        if path == RAW:
+            assert body["events"] == baseline[RAW]["events"], where
+        else:
+            assert body["data"] == baseline[DEAD_LETTERS]["data"], where
+        return
+    assert response.status_code in (200, 400, 422), where
+    if response.status_code != 200:
+        return
+    if path == TIMELINE:
+        assert {e["trace_id"] for e in response.json()["data"]} <= {TRACE}, where
+    elif path == CSV:
+        assert OTHER_TRACE not in response.text, where
+    elif name in ("actor", "record_kind", "record_id"):  # an exact match, never a wider one
+        assert all(entry[name] == value for entry in response.json()["data"]), where
 
 
 @pytest.mark.parametrize("value", INJECTIONS)
 def test_when_parameters_carry_injection_strings_then_nothing_changes(api: Api, value: str) -> None:
     before = api.get(f"/v1/traces/{TRACE}").json()
+    baseline = {
+        RAW: api.get(RAW, ADMIN, headers=REASON).json(),
+        DEAD_LETTERS: api.get(DEAD_LETTERS, ENGINEER, headers=REASON).json(),
+    }
+    assert baseline[RAW]["count"] > 0 and baseline[DEAD_LETTERS]["count"] > 0
     count_before = api.store.counts()
-    for template in _templates():
-        response = api.get(template.format(quote(value, safe="")), ADMIN)
-        assert response.status_code < 500, (template, value, response.text[:300])
+    for route in PATH_ROUTES:
+        path = re.sub(r"\{\w+\}", lambda _: quote(value, safe=""), route)
+        response = api.get(path, ADMIN, headers=REASON)
+        assert response.status_code < 500, (route, value, response.text[:300])
         text = response.text
         # Data of real records never answers a crafted id.
         assert TRACE not in text and OTHER_TRACE not in text and "Santos" not in text
-    queries = {
-        f"/v1/customers/{CUSTOMER}/timeline": ["since", "until", "lane", "cursor", "limit"],
-        "/v1/access-log": [
-            "actor",
-            "record_kind",
-            "record_id",
-            "since",
-            "until",
-            "cursor",
-            "limit",
-        ],
-    }
-    for path, names in queries.items():
+    for path, bearer, headers, names in QUERY_PARAMETERS:
         for name in names:
-            response = api.get(path, ADMIN, params={name: value})
-            assert response.status_code in (200, 400, 422), (path, name, response.text[:300])
-            if response.status_code == 200 and path.startswith("/v1/customers"):
-                events = response.json()["data"]
-                assert {e["trace_id"] for e in events} <= {TRACE}
+            response = api.get(path, bearer, headers=headers, params={name: value})
+            _check_query_answer(path, name, value, response, baseline)
     assert api.get(f"/v1/traces/{TRACE}").json() == before
-    assert api.store.counts().timeline_events == count_before.timeline_events
+    counts = api.store.counts()
+    assert counts.timeline_events == count_before.timeline_events
+    assert counts.raw_events == count_before.raw_events
+    assert counts.dead_letters == count_before.dead_letters
     assert orjson.dumps(before)  # the record itself is intact and serializable
 
 
