@@ -146,7 +146,9 @@ def _finished(chain: TraceChain) -> str:
     if requests:
         last = requests[-1]
         return f"No: {last.label} is {state_word(last.state).lower()}."
-    return "Unknown: this trace holds no customer action (it may be older than retention)."
+    if chain.removed_events:
+        return "Unknown: no customer action is left (earlier events were removed by retention)."
+    return "Unknown: this trace holds only system work; no customer action was recorded."
 
 
 def _job_state(job: StepOut | None) -> str:

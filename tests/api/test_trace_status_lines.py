@@ -157,3 +157,11 @@ def test_when_support_opens_a_customer_then_each_latest_trace_shows_its_trace_pa
     assert listed == expected
     for trace_id, status in expected.items():
         assert _trace_page_status(client, trace_id) == status
+
+
+def test_when_a_fresh_trace_holds_only_system_work_then_the_page_does_not_blame_retention(
+    client: TestClient,
+) -> None:
+    page = client.get(f"/support/traces/{TR_TIE}").text  # a job's events, nothing else
+    assert "this trace holds only system work; no customer action was recorded" in page
+    assert "older than retention" not in page and "removed by retention" not in page
