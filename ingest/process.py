@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from ingest.schema import Lane, RawEvent, TimelineEvent, describe_validation_error
 from redaction_rules.engine import IdentifierError, Redactor
+from redaction_rules.scanners import scan_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,7 @@ def process(payload: bytes | Mapping[str, Any], redactor: Redactor) -> Routed:
         raw = RawEvent.model_validate(obj).with_event_id()
     except ValidationError as exc:
         return Rejected(
-            reason=describe_validation_error(exc),
+            reason=describe_validation_error(exc, scan_text),
             payload=raw_bytes,
             event_id=event_id,
             trace_id=trace_id,

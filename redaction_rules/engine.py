@@ -33,7 +33,13 @@ from redaction_rules.models import RuleError
 from redaction_rules.numbers import NUMBER_RUN, mask_numbers
 from redaction_rules.operators import ApplyContext, bounded_scan
 from redaction_rules.ruleset import RuleSet, TypeRule
-from redaction_rules.scanners import SHORTEST_HIT, TextScanner, are_plain_ids, is_plain_id
+from redaction_rules.scanners import (
+    SHORTEST_HIT,
+    TextScanner,
+    are_plain_ids,
+    is_plain_id,
+    mask_ipv6s,
+)
 from redaction_rules.walker import OperatorCache, Walk
 
 __all__ = ["Redactor", "RuleError", "RuleSet", "default_redactor", "load_rules"]
@@ -155,6 +161,10 @@ def id_problem(value: str) -> str | None:
         return mask_tokens(value)
     if len(value) >= 32 and looks_random(value):  # as long as a generated key, and as random
         return SECRET
+    if ":" in value:
+        shown = mask_ipv6s(value)
+        if shown != value:
+            return shown
     run = NUMBER_RUN.search(value)
     if run is not None:  # numbers as the free-text scan reads them, in the id's context
         shown = mask_numbers(value, [], run)

@@ -26,8 +26,14 @@ _PHONE_SEPARATORS = str.maketrans("", "", " -().")
 _PHONE_TEMPLATES: dict[tuple[int, str, int, bool], str] = {}
 
 
+# Full stops that IDNA reads as the dot between domain labels ("gmail。com" is deliverable).
+_DOTS = frozenset("\u3002\uff0e\uff61")
+
+
 @lru_cache(maxsize=4096)
 def _folded_char(char: str) -> str:
+    if char in _DOTS:
+        return "."
     if unicodedata.category(char) == "Cf":
         return ""  # zero-width spaces and joiners, soft hyphens, direction marks
     digit = unicodedata.decimal(char, None)
@@ -39,8 +45,9 @@ def fold(text: str) -> str:
 
     NFKC turns full-width and other compatibility forms into their plain characters
     (``maria＠gmail．com`` -> ``maria@gmail.com``, ``４２４２`` -> ``4242``); digits of other
-    scripts (``٤٢٤٢``) become ASCII digits; invisible format characters (a zero-width space
-    before the ``@``) are removed. ASCII text is returned as it is, at no cost.
+    scripts (``٤٢٤٢``) become ASCII digits; ideographic full stops become ``.`` (IDNA reads
+    them as dots: ``gmail。com``); invisible format characters (a zero-width space before the
+    ``@``) are removed. ASCII text is returned as it is, at no cost.
     """
     if text.isascii():
         return text

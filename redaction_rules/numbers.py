@@ -25,8 +25,8 @@ from redaction_rules.phones import PHONE_SEPARATORS, mask_phones
 NUMBER_RUN = re.compile(r"\d[\d \-.()]{5,}\d")
 _IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
 _IBAN_START = re.compile(r"[A-Z]{2}\d\d")
-_NOT_CARD_CHARS = re.compile(r"([^\d \-]+)")
-_CARD_SEPARATORS = re.compile(r"([ \-]+)")
+_NOT_CARD_CHARS = re.compile(r"([^\d \-.]+)")
+_CARD_SEPARATORS = re.compile(r"([ \-.]+)")
 _IPV4_SHAPE = re.compile(
     r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 )
@@ -90,7 +90,8 @@ def _mask_cards(run: str) -> str:
     card, so two numbers side by side are both found.
     """
     out: list[str] = []
-    # "(", "." and ")" never sit inside a card: split on them (kept, via the capture group).
+    # "(" and ")" never sit inside a card: split on them (kept, via the capture group). Dots
+    # do, as one separator between groups (4242.4242.4242.4242).
     for segment in _NOT_CARD_CHARS.split(run):
         parts = _CARD_SEPARATORS.split(segment)  # digit groups at even indexes
         groups = parts[::2]

@@ -34,6 +34,7 @@ _IPV6 = re.compile(
     r"(?:%[\w.]+)?(?![\w:])"
 )
 _IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
+_ENCODED_AT = re.compile(r"%2540|&#0*64;|&#x0*40;|&commat;", re.IGNORECASE)
 _CACHE_MAX_LEN = 256
 # Text shorter than this holds nothing the detectors look for: scan() returns it as it is
 # (callers on hot paths may skip the call for it).
@@ -132,6 +133,13 @@ def _ipv6(match: re.Match[str]) -> str:
     return mask_ip(candidate.split("%", 1)[0]) or candidate
 
 
+def mask_ipv6s(text: str) -> str:
+    """Every IPv6 address in ``text`` cut to its network (``2001:db8::1`` -> ``2001:db8::/48``)."""
+    if _IPV6_HINT.search(text) is None:  # cheaper than the full pattern, and usually enough
+        return text
+    return _IPV6.sub(_ipv6, text)
+
+
 class TextScanner:
     """Masks PII and secrets in free text; deterministic, with a bounded result cache.
 
@@ -178,13 +186,15 @@ class TextScanner:
             text = credentials.mask_urls(text, lambda v: self._rescan(v, found, depth + 1))
         if "earer" in text or "asic" in text or "EARER" in text or "ASIC" in text:
             text = credentials.mask_auth_headers(text)
+        if "%25" in text or "&" in text:  # "@" written as %2540, &#64;, &#x40; or &commat;
+            text = _ENCODED_AT.sub("@", text)
         if "@" in text or "%40" in text:
             text = _mask_emails(text, found)
         run = NUMBER_RUN.search(text)
         if run is not None:
             text = mask_numbers(text, found, run)
-        if ":" in text and _IPV6_HINT.search(text):  # the hint needs a ':' (skip the regex)
-            text = _IPV6.sub(_ipv6, text)
+        if ":" in text:
+            text = mask_ipv6s(text)
         if ":" in text or "=" in text:
             text = keyvalues.mask_key_values(text)
         if len(text) >= 15:

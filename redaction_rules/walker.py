@@ -29,7 +29,9 @@ _CACHE_SIZE = 50_000
 CacheHit = tuple[str | None, tuple[str, ...]]
 # Scalars cached under (value, type). Floats are not: 0.0 == -0.0 would share a result.
 _PLAIN = frozenset({int, bool, type(None)})
-_JSON_START = "{["  # first characters of a JSON object or array
+# First characters of a JSON object or array, and the whitespace JSON may start with (the
+# parser skips it: " {...}" is an object too, and must not be kept as text).
+_JSON_START = "{[ \t\n\r"
 _INDEX = re.compile(r"\[\d+\]")
 # Tuples, not ``dict | list``: a union is built anew and checked slowly on every call.
 _PARSED = (dict, list)

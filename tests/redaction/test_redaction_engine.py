@@ -161,6 +161,17 @@ def test_when_rules_reach_into_json_strings_and_lists_then_only_named_values_sur
     assert imported.dropped == 1 and imported.field_rules["error_rows[0].row"].endswith("row")
 
 
+@pytest.mark.parametrize("lead", [" ", "\n", "\t ", "\r\n"])
+def test_when_a_json_blob_starts_with_whitespace_then_it_is_still_walked_not_kept(
+    redactor: Redactor, lead: str
+) -> None:
+    # The parser skips leading whitespace: " {...}" is an object, not text a keep may show.
+    blob = {"customer": {"full_name": "Maria Santos", "note": "VIP, diabetic"}, "error": "x"}
+    event = redactor.redact(raw("webhook.failed", {"response_body": lead + json.dumps(blob)}))
+    assert event.fields == {"response_body.error": "x"}
+    assert "diabetic" not in event.model_dump_json() and "Santos" not in event.model_dump_json()
+
+
 def test_when_header_names_differ_in_case_then_rules_still_match(redactor: Redactor) -> None:
     event = redactor.redact(raw("reset_email.sent", {"headers": {"authorization": "Bearer x"}}))
     assert event.fields == {"headers.authorization": "[secret]"}
@@ -215,6 +226,8 @@ def test_when_envelope_text_holds_personal_data_then_it_is_scanned_but_benign_id
         ({"subject": {"customer_id": "4155550134"}}, "subject.customer_id", "+1 ***-***-**34"),
         ({"subject": {"customer_id": "415-555-0134"}}, "subject.customer_id", "+1 ***"),
         ({"subject": {"request_id": "46.142.70.12"}}, "subject.request_id", "46.142.70.0/24"),
+        ({"subject": {"order_id": "2001:db8::1"}}, "subject.order_id", "2001:db8::/48"),
+        ({"subject": {"order_id": "4242.4242.4242.4242"}}, "subject.order_id", "**** 4242"),
         ({"subject": {"order_id": "4242424242424242"}}, "subject.order_id", "**** 4242"),
         ({"subject": {"job_id": "job_4242424242424242"}}, "subject.job_id", "**** 4242"),
         ({"subject": {"request_id": "sk_live_abcdefghijklmnop1234"}}, "subject.request_id",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -314,3 +315,28 @@ def test_when_a_subject_id_holds_a_phone_then_the_event_is_refused_not_masked() 
     assert isinstance(routed, Rejected)
     assert routed.reason.startswith("subject.customer_id reads as personal data")
     assert "4155550134" not in routed.reason and "+1 ***-***-**34" in routed.reason
+
+
+@pytest.mark.parametrize(
+    ("extra", "shown", "hidden"),
+    [
+        ({"maria.santos@gmail.com": "x"}, "m****.s*****@gmail.com", "maria.santos"),
+        ({"subject": {"customer_id": "c1", "+14155552671": "x"}}, "***-**71", "4155552671"),
+        ({"error": {"code": "X", "4242424242424242": "x"}}, "**** 4242", "424242424242"),
+    ],
+)
+def test_when_an_unknown_key_is_personal_data_then_the_reason_masks_it(
+    extra: dict[str, object], shown: str, hidden: str
+) -> None:
+    # A dead letter's reason is listed without the access log (safetrail dead-letters list).
+    event = {**_event("x").model_dump(mode="json"), **extra}
+    routed = process(event, Redactor(load_rules(), KEY))
+    assert isinstance(routed, Rejected)
+    assert "Extra inputs are not permitted" in routed.reason
+    assert shown in routed.reason and hidden not in routed.reason
+
+
+def test_when_an_event_type_holds_a_long_number_then_the_event_is_refused() -> None:
+    event = {**_event("x").model_dump(mode="json"), "type": "signup.4155552671"}
+    routed = process(event, Redactor(load_rules(), KEY))
+    assert isinstance(routed, Rejected) and "a run of 7 or more digits" in routed.reason

@@ -401,3 +401,33 @@ def test_when_an_email_has_one_letter_parts_then_they_are_hidden_too(
     text: str, expected: str
 ) -> None:
     assert scan(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Ideographic full stops are dots to IDNA: these addresses are deliverable.
+        ("User maria.santos@gmail。com not found", "User m****.s*****@gmail.com not found"),
+        ("maria.santos@gmail｡com", "m****.s*****@gmail.com"),
+        # "@" written encoded twice over, or as an HTML character reference.
+        ("u=maria.santos%2540gmail.com", "u=m****.s*****@gmail.com"),
+        ("maria.santos&#64;gmail.com", "m****.s*****@gmail.com"),
+        ("maria.santos&#x40;gmail.com", "m****.s*****@gmail.com"),
+        ("maria.santos&commat;gmail.com", "m****.s*****@gmail.com"),
+        # A card with dots between its groups.
+        ("card 4242.4242.4242.4242 ok", "card **** 4242 ok"),
+    ],
+)
+def test_when_an_address_or_card_is_written_another_way_then_it_is_masked(
+    text: str, expected: str
+) -> None:
+    assert scan(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["R&D team &amp; ops", "50%25 off", "v1.2.3 build 2026.11.26 at 12.30"]
+)
+def test_when_text_has_ampersands_percents_or_dotted_numbers_then_it_stays_readable(
+    text: str,
+) -> None:
+    assert scan(text) == text
