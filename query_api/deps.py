@@ -12,8 +12,10 @@ instead of reaching into ``app.state``; tests swap the real objects through ``cr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
@@ -149,6 +151,17 @@ class Audit:
             record_id=record_id,
             reason=self._reason,
         )
+
+    def record_each(self, record_kind: str, record_ids: Sequence[str]) -> None:
+        """One entry per record a list shows (a search's matches), so "who saw this record"
+        finds each of them; written concurrently, the store's group commit shares the writes.
+        """
+        if len(record_ids) <= 1:
+            for record_id in record_ids:
+                self.record(record_kind, record_id)
+            return
+        with ThreadPoolExecutor(max_workers=min(8, len(record_ids))) as pool:
+            list(pool.map(partial(self.record, record_kind), record_ids))
 
     async def around(
         self, record_kind: str, record_id: str, read: Callable[..., T], *args: Any, **kwargs: Any

@@ -176,7 +176,7 @@ def search(
                 return redirect(f"/support/jobs/{job_id}")
         named = store.traces_naming(value, now=now)
         if named:
-            log.record("subject_lookup", ",".join(m.trace_id for m in named)[:512])
+            log.record_each("subject_lookup", [m.trace_id for m in named])
             return show(request, user, "search.html", matches=None, error=None, named=named)
         if kind is QueryKind.AMBIGUOUS:
             kind = QueryKind.CONTACT  # digits only and no ID matches: a phone number
@@ -204,7 +204,10 @@ def search(
         error = "That is not a valid email address or phone number."
         return show(request, user, "search.html", 400, matches=None, error=error)
     matches = store.customers_by_lookup_keys(keys, now=now)
-    log.record("customer_lookup", ",".join(matches)[:512] or "no match")
+    if matches:
+        log.record_each("customer_lookup", matches)
+    else:
+        log.record("customer_lookup", "no match")
     return show(request, user, "search.html", matches=matches, error=None)
 
 

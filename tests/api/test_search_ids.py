@@ -122,3 +122,29 @@ def test_when_our_id_is_typed_without_its_prefix_then_its_page_opens(
     response = _search(client, typed)
     assert response.status_code == 303 and response.headers["location"] == opens
     assert client.get(opens).status_code == 200
+
+
+def test_when_a_search_lists_many_traces_then_each_one_shown_is_in_the_access_log(
+    client: TestClient, timeline_store: Store
+) -> None:
+    # 40 traces name one order: the list shows all of them, and "who saw trace X" must find
+    # each (one comma-joined entry, cut at 512 characters, kept 26 and found none by ID).
+    shared = "ord_shared_by_forty"
+    traces = [f"tr_shared{n:02d}xyzabcdefghij" for n in range(40)]
+    events = []
+    for n, trace in enumerate(traces):
+        for event in signup_events(trace, f"c_shared_{n}", f"job_shared_{n}", recent()):
+            event["subject"] = {**event["subject"], "order_id": shared}
+            events.append(event)
+    stored = client.post(
+        "/v1/events",
+        content=orjson.dumps(events, default=str),
+        headers={"Authorization": f"Bearer {SERVICE}", "Content-Type": "application/json"},
+    )
+    assert stored.status_code == 202 and stored.json()["rejected"] == 0, stored.text
+    page = _search(client, shared)
+    assert page.status_code == 200
+    assert all(f'href="/support/traces/{t}"' in page.text for t in traces)
+    for trace in traces:
+        logged = timeline_store.access_log(AccessLogQuery(record_id=trace, limit=10))
+        assert [(r.record_kind, r.actor) for r in logged] == [("subject_lookup", "ana.support")]
