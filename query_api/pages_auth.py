@@ -2,7 +2,8 @@
 
 Browsers cannot attach a bearer header by themselves, so the page takes the same API token once
 through a sign-in form and keeps a signed session cookie instead. The cookie holds no token:
-only a keyed fingerprint of it, an expiry and a signature. Every request resolves the
+only a keyed fingerprint of it, an expiry, a random session part and a signature; signing out
+ends that session on the server too (a copied cookie stops working). Every request resolves the
 fingerprint against the tokens configured *now*, so removing a token from
 ``SAFETRAIL_API_TOKENS`` signs its sessions out at once, and the page user always has exactly the
 name and role the bearer token has on the JSON API.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import threading
 import time
 from collections import deque
@@ -40,6 +42,10 @@ class SessionSigner:
         self._key = hmac.new(
             settings.effective_hmac_key, b"safetrail support session v1", hashlib.sha256
         ).digest()
+        # Signatures of sessions signed out before their expiry (replaced whole, under the
+        # lock, so readers never see a dict being changed).
+        self._ended: dict[str, int] = {}
+        self._lock = threading.Lock()
         self._users = {
             self._fingerprint(token): Principal(name=info.name, role=info.role)
             for token, info in settings.effective_tokens.items()
@@ -53,24 +59,49 @@ class SessionSigner:
         return hmac.new(self._key, b"session:" + body.encode(), hashlib.sha256).hexdigest()
 
     def issue(self, token: str, now: float | None = None) -> str | None:
-        """A cookie value for ``token``, or None when the token may not use the page."""
+        """A cookie value for ``token``, or None when the token may not use the page. Each
+        sign-in gets a session of its own (a random part), which sign-out can end alone."""
         fingerprint = self._fingerprint(token.strip())
         if fingerprint not in self._users:
             return None
         expires = int((now if now is not None else time.time()) + SESSION_SECONDS)
-        body = f"{fingerprint}.{expires}"
+        body = f"{fingerprint}.{expires}.{secrets.token_hex(8)}"
         return f"{body}.{self._sign(body)}"
 
+    def _checked(self, cookie: str | None, now: float) -> tuple[str, int, str] | None:
+        """(fingerprint, expiry, signature) of a well-formed, genuine, unexpired cookie."""
+        if not cookie or cookie.count(".") != 3:
+            return None
+        fingerprint, expires, nonce, signature = cookie.split(".")
+        if not hmac.compare_digest(self._sign(f"{fingerprint}.{expires}.{nonce}"), signature):
+            return None
+        if not expires.isdigit() or int(expires) < now:
+            return None
+        return fingerprint, int(expires), signature
+
     def resolve(self, cookie: str | None, now: float | None = None) -> Principal | None:
-        """The signed-in user for a cookie value; None when missing, forged, expired or revoked."""
-        if not cookie or cookie.count(".") != 2:
+        """The signed-in user for a cookie value; None when missing, forged, expired or
+        signed out (or its token was removed)."""
+        checked = self._checked(cookie, now if now is not None else time.time())
+        if checked is None or checked[2] in self._ended:
             return None
-        fingerprint, expires, signature = cookie.split(".")
-        if not hmac.compare_digest(self._sign(f"{fingerprint}.{expires}"), signature):
-            return None
-        if not expires.isdigit() or int(expires) < (now if now is not None else time.time()):
-            return None
-        return self._users.get(fingerprint)
+        return self._users.get(checked[0])
+
+    def end(self, cookie: str | None, now: float | None = None) -> None:
+        """Sign a session out for good: its cookie stops working even if it was copied.
+
+        Ended sessions are kept until they would have expired anyway, in this process: with
+        several API replicas, each refuses the sessions signed out through it (removing the
+        token from ``SAFETRAIL_API_TOKENS`` signs out everywhere).
+        """
+        at = now if now is not None else time.time()
+        checked = self._checked(cookie, at)
+        if checked is None:
+            return
+        with self._lock:
+            self._ended = {sig: expiry for sig, expiry in self._ended.items() if expiry >= at} | {
+                checked[2]: checked[1]
+            }
 
 
 def same_origin(request: Request) -> bool:

@@ -114,9 +114,10 @@ def login(
 
 @router.post("/logout")
 def logout(request: Request) -> Response:
-    """Forget the session in this browser."""
+    """End the session: in this browser, and on the server (a copy of the cookie is refused)."""
     response = redirect("/support/login")
     if same_origin(request):
+        pages_state(request).signer.end(request.cookies.get(SESSION_COOKIE))
         response.delete_cookie(SESSION_COOKIE, path="/support", httponly=True, samesite="strict")
     return response
 

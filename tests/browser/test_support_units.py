@@ -78,6 +78,20 @@ def test_when_a_session_expires_or_its_token_is_removed_then_it_stops_working() 
     assert without_token.resolve(cookie, now=1001.0) is None
 
 
+def test_when_a_session_signs_out_then_a_copy_of_its_cookie_stops_working() -> None:
+    signer = SessionSigner(_settings())
+    ended, other = (
+        signer.issue("team-token-1", now=1000.0),
+        signer.issue("team-token-1", now=1000.0),
+    )
+    assert ended is not None and other is not None and ended != other  # a session each
+    signer.end(ended, now=1001.0)
+    assert signer.resolve(ended, now=1002.0) is None
+    assert signer.resolve(other, now=1002.0) is not None  # the same user's other browser
+    signer.end("forged.0.0.cafe", now=1003.0)  # a forged cookie ends nothing, raises nothing
+    assert signer.resolve(other, now=1003.0) is not None
+
+
 def test_when_a_service_token_signs_in_then_no_session_is_issued() -> None:
     assert SessionSigner(_settings()).issue("demo-service-token") is None
     assert SessionSigner(_settings()).issue("no-such-token") is None
