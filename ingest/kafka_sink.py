@@ -69,6 +69,9 @@ class KafkaSink:
             # Uncompressed: faust reads the raw topic through aiokafka, which needs extra
             # native packages for lz4/zstd/snappy.
             "compression.type": "none",
+            # Keys to partitions as Java clients and aiokafka (faust) pick them: every writer
+            # of a topic puts one trace in one partition (librdkafka's default is CRC32).
+            "partitioner": "murmur2_random",
             **(config or {}),
             "enable.idempotence": True,
             "acks": "all",

@@ -166,6 +166,10 @@ class KafkaTimelineSink:
                 "enable.idempotence": True,
                 "acks": "all",
                 "compression.type": "none",
+                # The processor's partitioner (murmur2, as Java and aiokafka pick): a replayed
+                # event must land in its original's partition, or the projector could store
+                # the two versions in either order (it relies on one key, one partition).
+                "partitioner": "murmur2_random",
             }
         )
         self._failed: list[str] = []

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _stated(reason: str) -> str:
+    # Spaces pass a length check but name no ticket: refused here, as the raw route does.
+    if len(reason.strip()) < 3:
+        raise ValueError("a reason (ticket or incident ID) is required")
+    return reason.strip()
+
+
+Reason = Annotated[
+    str,
+    Field(min_length=3, max_length=200, description="ticket or incident ID"),
+    AfterValidator(_stated),
+]
 
 
 class RawTraceOut(BaseModel):
@@ -52,7 +66,7 @@ class ReplayIn(BaseModel):
     type: str | None = Field(
         default=None, max_length=128, pattern=r"^[A-Za-z0-9_.*?\-]+$", description="glob: * and ?"
     )
-    reason: str = Field(min_length=3, max_length=200, description="ticket or incident ID")
+    reason: Reason
     dry_run: bool = False
 
 
@@ -62,7 +76,7 @@ class RedriveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ids: list[str] | None = Field(default=None, max_length=10_000)
-    reason: str = Field(min_length=3, max_length=200, description="ticket or incident ID")
+    reason: Reason
     dry_run: bool = False
 
 

@@ -81,3 +81,23 @@ def test_when_redriven_before_and_after_the_fix_then_only_the_fix_turns_it_into_
     assert again.json()["read"] == 0
     raw_types = {e.type for e in timeline_store.raw_events(TRACE)}
     assert BROKEN in raw_types  # re-driven input can be replayed later like any other
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/dead-letters/redrive", {"reason": "     ", "dry_run": True}),
+        (
+            "/v1/replays",
+            {"from": "2026-11-26T00:00:00Z", "to": "2026-11-27T00:00:00Z", "reason": " \t  ",
+             "dry_run": True},
+        ),
+    ],
+)  # fmt: skip
+def test_when_the_reason_is_only_spaces_then_the_request_is_refused_with_that_reason(
+    timeline_store: Store, tmp_path: Path, path: str, body: dict[str, object]
+) -> None:
+    with app_client(timeline_store, tmp_path, redactor()) as client:
+        response = post_json(client, path, body, auth())
+    assert response.status_code == 422, response.text
+    assert "a reason (ticket or incident ID) is required" in response.text

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from ingest.kafka_sink import KafkaSink
@@ -24,7 +25,7 @@ from redaction_rules.engine import Redactor, load_rules
 from safetrail.settings import Settings
 from tests.api.conftest import recent, signup_events
 from tests.engineers.helpers import NEW_LABEL, OLD_LABEL, rules_v2
-from tests.kafka.helpers import unique
+from tests.kafka.helpers import read_all, unique
 from tests.kafka.pipeline import Pipeline, wait_until
 from tests.store_fixtures import open_store, store_url
 
@@ -45,6 +46,21 @@ def _high_watermarks(settings: Settings) -> int:
         consumer.close()
 
 
+def _processor_partition(key: bytes | None, partitions: int) -> int:
+    """The partition the faust processor sends a key to (``processor_app``: murmur2)."""
+    assert key is not None
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
+
+
+def _partitions_by_key(settings: Settings) -> dict[tuple[str, bytes], set[int]]:
+    """Every message of both timeline topics: the partitions each key was written to."""
+    seen: dict[tuple[str, bytes], set[int]] = {}
+    for topic in (settings.topic_customer, settings.topic_system):
+        for msg in read_all(settings.kafka_bootstrap or "", topic, expect=1, settle=1.0):
+            seen.setdefault((topic, msg.key() or b""), set()).add(msg.partition() or 0)
+    return seen
+
+
 @pytest.fixture
 def projected(kafka_bootstrap: str, tmp_path: Path) -> Iterator[tuple[Settings, Store, datetime]]:
     """Two traces in the raw topic, the second after a cut time, both projected under the
@@ -63,10 +79,12 @@ def projected(kafka_bootstrap: str, tmp_path: Path) -> Iterator[tuple[Settings, 
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True})
     for i, event in enumerate(signup_events(EARLY, "48291", "job_early", at)):
         out = route(orjson.dumps(event), Source(settings.topic_raw, 0, i), old_rules, settings)
-        producer.produce(out.topic, value=out.value, key=out.key)
+        part = _processor_partition(out.key, settings.topic_partitions)
+        producer.produce(out.topic, value=out.value, key=out.key, partition=part)
     for i, event in enumerate(signup_events(LATE, "48292", "job_late", at)):
         out = route(orjson.dumps(event), Source(settings.topic_raw, 1, i), old_rules, settings)
-        producer.produce(out.topic, value=out.value, key=out.key)
+        part = _processor_partition(out.key, settings.topic_partitions)
+        producer.produce(out.topic, value=out.value, key=out.key, partition=part)
     assert producer.flush(30) == 0
     projector = KafkaProjector(settings, store, group=unique("proj"), batch_seconds=0.2)
     worker = threading.Thread(target=projector.run, daemon=True)
@@ -119,3 +137,7 @@ def test_when_rules_change_then_dry_run_changes_nothing_and_replay_by_time_updat
     assert {e.rules_version for e in late} == {new_rules.version}
     assert _bounce_label(store, EARLY) == OLD_LABEL  # before the cut: untouched
     assert store.verify_access_chain().ok
+    # Each replayed event went to its original's partition (the processor's murmur2): in
+    # another one, a lagging projector could store the old version after the new one.
+    by_key = _partitions_by_key(settings)
+    assert by_key and all(len(parts) == 1 for parts in by_key.values()), by_key
