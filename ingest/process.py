@@ -8,6 +8,7 @@ dead-letter store.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,13 +48,19 @@ class Rejected:
 Routed = Accepted | Rejected
 
 
+_EVENT_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")  # the contract's Identifier and TraceId
+_TRACE_ID = re.compile(r"[A-Za-z0-9_\-]{4,64}")
+
+
 def _best_effort_ids(obj: object) -> tuple[str | None, str | None]:
     if not isinstance(obj, Mapping):
         return None, None
     ev, tr = obj.get("event_id"), obj.get("trace_id")
+    # Only values with the shape of an ID: anything else (an email sent as a trace ID) is
+    # input that stays in the payload, not a label of the dead letter.
     return (
-        ev if isinstance(ev, str) and len(ev) <= 128 else None,
-        tr if isinstance(tr, str) and len(tr) <= 64 else None,
+        ev if isinstance(ev, str) and _EVENT_ID.fullmatch(ev) else None,
+        tr if isinstance(tr, str) and _TRACE_ID.fullmatch(tr) else None,
     )
 
 

@@ -42,6 +42,7 @@ from projectors.replay_sources import DeadLetterSource, redrive_sink, replay_end
 from projectors.retention import RetentionPolicy
 from projectors.store import Store
 from redaction_rules.engine import Redactor
+from redaction_rules.scanners import scan_text
 from safetrail.redactor import build_redactor
 from safetrail.settings import Settings
 
@@ -199,18 +200,27 @@ def dead_letters_list_cmd(
     limit: Annotated[int, typer.Option(min=1, help="most recent N")] = 100,
     as_json: JsonOpt = False,
 ) -> None:
-    """Dead letters, newest first, with their reasons (pending ones unless --all)."""
+    """Dead letters, newest first, with their reasons (pending ones unless --all).
+
+    Unaudited (no reason asked), so it shows no payload and masks what it prints: a rejected
+    event's IDs and reason come from bad input and may hold an email or a card number
+    (``GET /v1/dead-letters``, with a reason and an access-log entry, shows everything).
+    """
     with _open_store(Settings()) as store:
         rows = store.dead_letter_status(limit=limit, pending_only=not show_all)
+
+    def shown(text: str | None) -> str | None:
+        return None if text is None else scan_text(text)
+
     if as_json:
         data = [
             {
                 "dead_letter_id": r.letter.dead_letter_id,
                 "received_at": r.letter.received_at.isoformat(),
-                "reason": r.letter.reason,
+                "reason": shown(r.letter.reason),
                 "origin": r.letter.origin,
-                "event_id": r.letter.event_id,
-                "trace_id": r.letter.trace_id,
+                "event_id": shown(r.letter.event_id),
+                "trace_id": shown(r.letter.trace_id),
                 "redriven_at": r.redriven_at.isoformat() if r.redriven_at else None,
             }
             for r in rows
@@ -220,7 +230,7 @@ def dead_letters_list_cmd(
     for r in rows:
         done = f" (re-driven {r.redriven_at:%Y-%m-%d %H:%M}Z)" if r.redriven_at else ""
         when = f"{r.letter.received_at:%Y-%m-%d %H:%M:%S}Z"
-        typer.echo(f"{r.letter.dead_letter_id}  {when}  {r.letter.reason}{done}")
+        typer.echo(f"{r.letter.dead_letter_id}  {when}  {shown(r.letter.reason)}{done}")
     typer.echo(f"{len(rows)} dead letter(s)")
 
 

@@ -101,3 +101,29 @@ def test_when_the_reason_is_only_spaces_then_the_request_is_refused_with_that_re
         response = post_json(client, path, body, auth())
     assert response.status_code == 422, response.text
     assert "a reason (ticket or incident ID) is required" in response.text
+
+
+def test_when_rejected_input_holds_personal_data_then_the_unaudited_cli_list_masks_it(
+    timeline_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `dead-letters list` asks no reason and writes no access-log entry: what it prints of
+    # bad input (IDs, reasons) must hold no email or card number.
+    base = signup_events("tr_dlpii", "48291", "job_dlpii", recent(5))[0]
+    bad = [
+        {**base, "trace_id": "maria.santos@gmail.com"},  # not an ID at all
+        {**base, "event_id": "4111111111111111"},  # an ID that is a card number
+        {**base, "subject": {**base["subject"], "joao.silva@example.com": "x"}},  # a key
+    ]
+    with app_client(timeline_store, tmp_path, redactor()) as client:
+        headers = {**auth(SERVICE), "Content-Type": "application/json"}
+        r = client.post("/v1/events", content=orjson.dumps(bad, default=str), headers=headers)
+        assert r.status_code == 202 and r.json()["rejected"] == 3, r.text
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAFETRAIL_CLICKHOUSE_URL", timeline_store.url)
+    monkeypatch.setenv("SAFETRAIL_HMAC_KEY", HMAC_KEY)
+    for args in (["dead-letters", "list"], ["dead-letters", "list", "--json"]):
+        listed = CliRunner().invoke(cli, args)
+        assert listed.exit_code == 0, listed.output
+        assert "subject.j***.s****@example.com: Extra inputs" in listed.output
+        for personal in ("maria.santos", "4111111111111111", "joao.silva"):
+            assert personal not in listed.output, (args, listed.output)
