@@ -8,6 +8,7 @@ allows one process per data directory) and a supervised faust worker as a second
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -59,6 +60,16 @@ def _on_stop(callback: Callable[[], None]) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: only a call into libc loaded beforehand.
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def supervise(argv: list[str], stop: threading.Event, name: str) -> None:
     """Keep one child process running until ``stop`` is set; restart it when it exits.
 
@@ -68,7 +79,9 @@ def supervise(argv: list[str], stop: threading.Event, name: str) -> None:
     """
     delay = 1.0
     while not stop.is_set():
-        child = subprocess.Popen(argv)  # noqa: S603 - our own interpreter and arguments
+        # The child gets SIGTERM if this process dies (kill -9 of ``up``), on Linux, so no
+        # worker is left running beside the next ``up``'s.
+        child = subprocess.Popen(argv, preexec_fn=_die_with_parent)  # noqa: S603, PLW1509
         started = time.monotonic()
         while child.poll() is None and not stop.wait(0.5):
             pass
@@ -185,9 +198,17 @@ def up_cmd(
     # The broker script reads the environment only: hand it the port .env may have set.
     broker_env = {**os.environ, "SAFETRAIL_KAFKA_PORT": str(configured.kafka_port)}
     if not configured.kafka_bootstrap:
-        subprocess.run(["bash", str(KAFKA_SH), "up"], check=True, env=broker_env)  # noqa: S603, S607
+        # A broker already running (make kafka-up, another shell) is used, and left running.
+        running = subprocess.run(  # noqa: S603
+            ["bash", str(KAFKA_SH), "status"],  # noqa: S607
+            env=broker_env,
+            capture_output=True,
+            check=False,
+        )
+        if running.returncode != 0:
+            subprocess.run(["bash", str(KAFKA_SH), "up"], check=True, env=broker_env)  # noqa: S603, S607
+            started_broker = True
         os.environ["SAFETRAIL_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{configured.kafka_port}"
-        started_broker = True
     settings = _settings(None)
     try:
         _run_up(settings, host, port)
