@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -313,4 +313,17 @@ class Store(StoreReads, RestrictedStore):
                 f"SELECT {cols} FROM access_log WHERE seq > 0 "  # noqa: S608
                 "ORDER BY chain, seq, entry_id"
             ).result_rows
-        return audit_chain.verify_rows(rows, unchained)
+            # Entries without a chain position are those written before chains existed
+            # (migration 0004): one written after the first chained entry had its seq
+            # cleared, which would otherwise take it, and the chain's tail, out of the check.
+            late = client.query(
+                "SELECT entry_id FROM access_log WHERE seq = 0 "
+                "AND at >= (SELECT minOrNull(at) FROM access_log WHERE seq > 0) "
+                "ORDER BY at, entry_id LIMIT 1"
+            ).result_rows
+        report = audit_chain.verify_rows(rows, unchained)
+        if report.broken is None and late:
+            problem = "an entry newer than the chain's start has no chain position (seq cleared)"
+            broken = audit_chain.BrokenLink("", 0, str(late[0][0]), problem)
+            return replace(report, broken=broken)
+        return report

@@ -119,6 +119,33 @@ def test_when_an_entry_is_edited_and_rehashed_then_the_next_entry_is_named(
     assert "prev_hash does not match" in result.output
 
 
+def test_when_the_chains_tail_has_its_seq_cleared_then_verify_fails_naming_an_entry(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # seq 0 means "written before chains existed"; entries newer than the chain's start with
+    # seq 0 had it cleared, which hid their edit and left a shorter, intact-looking chain.
+    cleared = {_entry(store, seq) for seq in range(35, 41)}
+    _mutate(store, "ALTER TABLE access_log UPDATE seq = 0, reason = 'routine' WHERE seq >= 35")
+    result = _verify(store, tmp_path, monkeypatch)
+    assert result.exit_code == 1, result.output
+    assert "no chain position (seq cleared)" in result.output
+    assert any(f"entry_id={entry}" in result.output for entry in cleared), result.output
+
+
+def test_when_entries_predate_the_chain_then_verify_passes_and_counts_them(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored_rows(
+        store,
+        "INSERT INTO access_log (entry_id, at, actor, role, route, record_kind, record_id, seq) "
+        "VALUES ('e_before_chains', '2025-01-02 03:04:05', 'old', 'support', '/v1/traces', "
+        "'trace', 'tr_old', 0)",
+    )
+    result = _verify(store, tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert "1 entries predate the chain and are not covered" in result.output
+
+
 def test_when_two_api_replicas_write_at_once_then_each_keeps_its_own_intact_chain(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
