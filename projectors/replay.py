@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from ingest.process import Accepted, Rejected, process
@@ -131,22 +131,29 @@ class ReplayReport:
         return data
 
 
-def _rejected_letter(item: ReplayItem, rejected: Rejected, now: datetime) -> DeadLetter:
-    """The dead letter for input the current rules reject, under the id it already has."""
-    if item.letter is not None:
-        return replace(item.letter, reason=rejected.reason, received_at=now)
-    c = item.coordinates
-    return DeadLetter(
+_TICK = timedelta(microseconds=1)
+
+
+def _rejected_letter(
+    item: ReplayItem, rejected: Rejected, now: datetime, earlier: Mapping[str, DeadLetter]
+) -> DeadLetter:
+    """The dead letter for input the current rules reject, under the id it already has.
+
+    A letter stored before keeps its receive time, one microsecond later (the table's
+    version, so this reason replaces the old one): a replay neither moves it in the list nor
+    restarts the retention of a payload that may hold personal data.
+    """
+    letter = item.letter or DeadLetter(
         reason=rejected.reason,
         payload=rejected.payload,
-        origin="kafka" if c else "http",
-        topic=c.topic if c else "",
-        partition=c.partition if c else None,
-        offset=c.offset if c else None,
         event_id=rejected.event_id,
         trace_id=rejected.trace_id,
         received_at=now,
+        **_origin(item.coordinates),
     )
+    before = earlier.get(letter.dead_letter_id, item.letter)
+    received = now if before is None else before.received_at + _TICK
+    return replace(letter, reason=rejected.reason, received_at=received)
 
 
 def _count(
@@ -238,6 +245,24 @@ def run_replay(
     return report
 
 
+def _stored_letters(store: Store, items: Sequence[ReplayItem]) -> dict[str, DeadLetter]:
+    """Dead letters already stored for raw inputs a replay rejects again, by id."""
+    ids = [
+        DeadLetter(reason="", payload=i.payload, **_origin(i.coordinates)).dead_letter_id
+        for i in items
+    ]
+    if not ids:
+        return {}
+    rows = store.dead_letter_status(limit=len(ids), pending_only=False, ids=ids)
+    return {row.letter.dead_letter_id: row.letter for row in rows}
+
+
+def _origin(c: Coordinates | None) -> dict[str, Any]:
+    if c is None:
+        return {"origin": "http"}
+    return {"origin": "kafka", "topic": c.topic, "partition": c.partition, "offset": c.offset}
+
+
 def _write(
     store: Store,
     sink: TimelineSink,
@@ -248,7 +273,9 @@ def _write(
 ) -> None:
     now = datetime.now(UTC)
     accepted = [(i, r) for i, r in routed if isinstance(r, Accepted)]
-    letters = [_rejected_letter(i, r, now) for i, r in routed if isinstance(r, Rejected)]
+    rejected = [(i, r) for i, r in routed if isinstance(r, Rejected)]
+    earlier = _stored_letters(store, [i for i, _ in rejected if i.letter is None])
+    letters = [_rejected_letter(i, r, now, earlier) for i, r in rejected]
     if accepted:
         sink.write(accepted, keep_raw=keep_raw)
         report.written += len(accepted)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -54,12 +56,19 @@ def test_when_redriven_before_and_after_the_fix_then_only_the_fix_turns_it_into_
     timeline_store: Store, buggy: Path, tmp_path: Path
 ) -> None:
     assert len(timeline_store.trace_events(TRACE)) == 5
+    (letter,) = [d for d in timeline_store.dead_letters() if d.trace_id == TRACE]
+    received = letter.received_at
+    time.sleep(0.01)  # a redrive stamping "now" would be visibly later
     flaky = FlakyRedactor(load_rules(), HMAC_KEY.encode(), BROKEN)
     body = {"reason": "INC-77 rule fix"}
     with app_client(timeline_store, tmp_path, flaky) as client:
         still_broken = post_json(client, "/v1/dead-letters/redrive", body, auth())
     assert still_broken.status_code == 200, still_broken.text
     assert (still_broken.json()["rejected"], still_broken.json()["written"]) == (1, 0)
+    # Rejected again: same letter, same receive time (not restarted: retention, list order).
+    (again_letter,) = [d for d in timeline_store.dead_letters() if d.trace_id == TRACE]
+    assert again_letter.received_at - received < timedelta(milliseconds=1)
+    assert again_letter.received_at >= received
     with app_client(timeline_store, tmp_path, redactor()) as client:
         dry = post_json(client, "/v1/dead-letters/redrive", {**body, "dry_run": True}, auth())
         assert dry.json()["accepted"] == 1 and dry.json()["written"] == 0
