@@ -45,7 +45,24 @@ PREFIXED = re.compile(
 
 # Query parameters whose value is a credential whatever it looks like.
 _SECRET_PARAMS = frozenset(
-    {"key", "sig", "code", "hash", "sid", "s", "t", "k", "pin", "otp", "ticket", "nonce", "x"}
+    {
+        "key",
+        "sig",
+        "code",
+        "hash",
+        "sid",
+        "s",
+        "t",
+        "k",
+        "pin",
+        "otp",
+        "ticket",
+        "nonce",
+        "x",
+        "pw",
+        "pass",
+        "passcode",
+    }
 )
 _SECRET_PARAM_PARTS = re.compile(
     r"token|secret|passw|pwd|api_?key|access_?key|signature|credential|session|auth|jwt|otp"
@@ -54,13 +71,16 @@ _SECRET_PARAM_PARTS = re.compile(
 # A path segment after one of these is a one-time token (``/reset/<token>``).
 _TOKEN_PATH_MARKERS = frozenset(
     {"reset", "verify", "verification", "confirm", "activate", "magic", "invite", "unsubscribe",
-     "token", "tokens", "auth", "password", "login", "session", "callback", "sso"}
+     "token", "tokens", "auth", "password", "login", "session", "callback", "sso", "recover",
+     "recovery", "forgot", "link", "otp", "passwordless", "signin"}
 )  # fmt: skip
+_WORDS = re.compile(r"[-_.]")
 
 # Every token-shaped secret is at least 15 characters long.
 _TOKEN_RUN = re.compile(r"[A-Za-z0-9_\-+=/.]{15,}")
 _RANDOM_PIECE = re.compile(r"[A-Za-z0-9_\-+=]{20,}")
 _DIGIT = re.compile(r"\d")
+_BASE64_KEY = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")
 _LOWER = re.compile(r"[a-z]")
 _UPPER = re.compile(r"[A-Z]")
 _ALNUM = re.compile(r"[A-Za-z0-9]")
@@ -109,8 +129,15 @@ def _mask_params(query: str, rescan: Rescan) -> str:
             out.append(f"{name}={SECRET}")
         elif eq and value:
             decoded = unquote_plus(value) if "%" in value or "+" in value else value
-            # Scan the decoded value: %40 and %2B hide emails and phones from plain text.
+            for _ in range(2):  # encoded twice or three times over (a URL in a URL's param)
+                if "%" not in decoded:
+                    break
+                decoded = unquote_plus(decoded)
+            # Scan the decoded value: %40 and %2B hide emails and phones from plain text; a
+            # relative URL ("next=/reset/<token>") has its path read like a URL's.
             scanned = rescan(decoded)
+            if decoded.startswith("/") and scanned == decoded:
+                scanned = _mask_path(decoded, rescan)
             if scanned != decoded:
                 out.append(f"{name}={scanned}")
             elif normal_key(unquote_plus(name) if "%" in name or "+" in name else name) in (
@@ -124,6 +151,13 @@ def _mask_params(query: str, rescan: Rescan) -> str:
     return "&".join(out)
 
 
+def _is_marker(segment: str) -> bool:
+    # "reset", and "reset-password", "password_reset", "magic-link", "forgot-password".
+    if segment in _TOKEN_PATH_MARKERS:
+        return True
+    return any(word in _TOKEN_PATH_MARKERS for word in _WORDS.split(segment) if word)
+
+
 def _looks_like_token(segment: str) -> bool:
     # "/reset/k3j9x2m4q8w7" is a token; "/auth/callback" is a route.
     return len(segment) >= 16 or (len(segment) >= 6 and _DIGIT.search(segment) is not None)
@@ -133,7 +167,7 @@ def _mask_path(path: str, rescan: Rescan) -> str:
     segments = path.split("/")
     for index, segment in enumerate(segments):
         previous = segments[index - 1].lower() if index else ""
-        if previous in _TOKEN_PATH_MARKERS and _looks_like_token(segment):
+        if _is_marker(previous) and _looks_like_token(segment):
             segments[index] = SECRET
         elif "%" in segment:
             decoded = unquote_plus(segment)  # %40 and %2B hide emails and phones
@@ -227,6 +261,15 @@ def _token(match: re.Match[str]) -> str:
     if "eyJ" in token:
         token = JWT.sub(SECRET, token)
     token = PREFIXED.sub(_prefixed, token)
+    # Base64 keys (AWS secret access keys: 40 characters) hold "/" and "+", where the pieces
+    # below would split them into short, word-like parts.
+    if (
+        len(token) >= 32
+        and ("/" in token or "+" in token)
+        and _BASE64_KEY.fullmatch(token)
+        and looks_random(token.replace("/", "").replace("+", "").rstrip("="))
+    ):
+        return SECRET
     if len(token) >= 20:
         token = _RANDOM_PIECE.sub(_random_piece, token)
     return token

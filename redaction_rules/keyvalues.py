@@ -37,9 +37,24 @@ _QUOTED_VALUE = re.compile(
     r"\s*(?:\\\"((?:[^\\]|\\[^\"]){0,200}?)\\\"|\"((?:[^\"\\]|\\.){0,200})\"|'([^']{0,200})')"
 )
 _MARKER = r"\[(?:secret|redacted)\]"
+# A bare secret runs to the next delimiter or the next "key:" (a passphrase has spaces).
 _SECRET_BARE = re.compile(
-    rf"\s*((?:(?:[Bb]earer|[Bb]asic|[Tt]oken|[Dd]igest)\s+)?(?:{_MARKER}|[^\s,;&\"'}}\]<>]+))"
+    rf"\s*((?:{_MARKER}|(?!\s+[\w\-]+[\"']?\s*[:=])[^,;&\n\"'}}\]\[<>]){{1,200}})"
 )
+# Header values that are credentials whole, whatever scheme or list they hold
+# ("Authorization: ApiKey ...", "Cookie: a=1; sid=...").
+_WHOLE_LINE_KEYS = frozenset({"authorization", "proxy_authorization", "cookie", "set_cookie"})
+_WHOLE_LINE = re.compile(r"[ \t]*([^\r\n]{1,500})")
+# Key names that say "secret" in any style: snake, kebab, camel (compared lower-cased, so
+# "newPassword" reads "newpassword"), environment variables ("PGPASSWORD", "DB_PASS").
+_SECRET_KEY = re.compile(
+    r"passw|passcode|passphrase|pass$|pwd|^pw$|secret|token|api_?key|access_?key"
+    r"|private_?key|credential|^session(?:_?id)?$|cookie|signature|^sig$"
+    r"|^(?:proxy_)?auth(?:orization|_\w*)?$|otp$|^pin$|^cvc$|^cvv2?$|^bearer$"
+)
+# Secret values in markup and command lines: "<password>x</password>", "--password x".
+_SECRET_TAG = re.compile(r"<([A-Za-z_][\w\-]{0,40})>([^<]{1,200})</\1>")
+_SECRET_FLAG = re.compile(r"(--[A-Za-z][\w\-]{0,40})([ =])(\S{1,200})")
 # A bare personal value runs to the next delimiter, or to the next "key:" ("name=A B email=..").
 _PERSONAL_BARE = re.compile(
     rf"\s*({_MARKER}|(?:(?!\s+[\w\-]+[\"']?\s*[:=])[^,;&\n\"'}}\]<>]){{1,200}})"
@@ -51,6 +66,32 @@ _MARKERS = frozenset({SECRET, REDACTED})
 def normal_key(raw: str) -> str:
     """``X-Api-Key`` -> ``x_api_key``: the form key lists are written in."""
     return raw.lower().replace("-", "_")
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a key (``normal_key`` form) names a credential."""
+    return key in SECRET_KEYS or _SECRET_KEY.search(key) is not None
+
+
+def _secret_tag(match: re.Match[str]) -> str:
+    if not is_secret_key(normal_key(match.group(1))):
+        return match.group(0)
+    return f"<{match.group(1)}>{SECRET}</{match.group(1)}>"
+
+
+def _secret_flag(match: re.Match[str]) -> str:
+    if not is_secret_key(normal_key(match.group(1).lstrip("-"))):
+        return match.group(0)
+    return f"{match.group(1)}{match.group(2)}{SECRET}"
+
+
+def mask_markup_secrets(text: str) -> str:
+    """Secrets in XML-style elements and command-line flags (``--password x``)."""
+    if "</" in text:
+        text = _SECRET_TAG.sub(_secret_tag, text)
+    if "--" in text:
+        text = _SECRET_FLAG.sub(_secret_flag, text)
+    return text
 
 
 def mask_key_values(text: str) -> str:
@@ -80,12 +121,17 @@ def mask_key_values(text: str) -> str:
         key = normal_key(key_match.group(1)[::-1]) if key_match is not None else ""
         if not key:
             continue
-        secret = key in SECRET_KEYS or key.endswith(("_token", "_secret", "_password"))
+        secret = is_secret_key(key)
         if not secret and key not in PERSONAL_KEYS:
             continue
-        value_match = _QUOTED_VALUE.match(text, start + 1)
+        after = start + 1
+        if text.startswith(">", after) and text[start] == "=":
+            after += 1  # "password => 'x'"
+        value_match = _QUOTED_VALUE.match(text, after)
+        if value_match is None and key in _WHOLE_LINE_KEYS:
+            value_match = _WHOLE_LINE.match(text, after)
         if value_match is None:
-            value_match = (_SECRET_BARE if secret else _PERSONAL_BARE).match(text, start + 1)
+            value_match = (_SECRET_BARE if secret else _PERSONAL_BARE).match(text, after)
         if value_match is None:
             continue
         group = value_match.lastindex or 1  # the one alternative that matched

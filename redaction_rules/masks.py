@@ -26,6 +26,13 @@ _PHONE_SEPARATORS = str.maketrans("", "", " -().")
 _PHONE_TEMPLATES: dict[tuple[int, str, int, bool], str] = {}
 
 
+# Invisible marks that are not format characters (Cf) but render as nothing: the combining
+# grapheme joiner, variation selectors, Hangul fillers and the like (Unicode's
+# Default_Ignorable_Code_Point, less Cf): "4111\u034f1111..." reads as a card number.
+_IGNORABLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0"
+    "\U0001bca0-\U0001bca3\U000e0000-\U000e0fff]"
+)
 # Full stops that IDNA reads as the dot between domain labels ("gmail。com" is deliverable).
 _DOTS = frozenset("\u3002\uff0e\uff61")
 
@@ -34,7 +41,7 @@ _DOTS = frozenset("\u3002\uff0e\uff61")
 def _folded_char(char: str) -> str:
     if char in _DOTS:
         return "."
-    if unicodedata.category(char) == "Cf":
+    if unicodedata.category(char) == "Cf" or _IGNORABLE.match(char):
         return ""  # zero-width spaces and joiners, soft hyphens, direction marks
     digit = unicodedata.decimal(char, None)
     return char if digit is None else str(digit)
@@ -46,8 +53,9 @@ def fold(text: str) -> str:
     NFKC turns full-width and other compatibility forms into their plain characters
     (``maria＠gmail．com`` -> ``maria@gmail.com``, ``４２４２`` -> ``4242``); digits of other
     scripts (``٤٢٤٢``) become ASCII digits; ideographic full stops become ``.`` (IDNA reads
-    them as dots: ``gmail。com``); invisible format characters (a zero-width space before the
-    ``@``) are removed. ASCII text is returned as it is, at no cost.
+    them as dots: ``gmail。com``); invisible characters (a zero-width space before the ``@``,
+    a combining grapheme joiner between digits, variation selectors) are removed. ASCII text
+    is returned as it is, at no cost.
     """
     if text.isascii():
         return text

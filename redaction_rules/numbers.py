@@ -23,8 +23,9 @@ from redaction_rules.phones import PHONE_SEPARATORS, mask_phones
 
 # Runs of digits with separators: the one place cards, phones and IPv4 addresses can hide.
 NUMBER_RUN = re.compile(r"\d[\d \-.()]{5,}\d")
-_IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
-_IBAN_START = re.compile(r"[A-Z]{2}\d\d")
+# Upper or lower case, grouped by spaces or dashes ("de89 3704 ...", "DE89-3704-...").
+_IBAN = re.compile(r"[A-Za-z]{2}\d{2}(?:[ \-]?[A-Za-z0-9]){11,30}")
+_IBAN_START = re.compile(r"[A-Za-z]{2}\d\d")
 _NOT_CARD_CHARS = re.compile(r"([^\d \-.]+)")
 _CARD_SEPARATORS = re.compile(r"([ \-.]+)")
 _IPV4_SHAPE = re.compile(
@@ -42,14 +43,15 @@ def _iban_at(text: str, start: int) -> tuple[int, str] | None:
     # The candidate may run into what follows ("... 3000 PAID", another IBAN): drop chunks.
     candidate = match.group(0)
     while True:
-        compact = candidate.replace(" ", "")
+        compact = candidate.replace(" ", "").replace("-", "").upper()
         if len(compact) < 15:
             return None
         if stdnum_iban.is_valid(compact):
             return start + len(candidate), mask_iban(compact)
-        if " " not in candidate:
+        cut = max(candidate.rfind(" "), candidate.rfind("-"))
+        if cut < 0:
             return None
-        candidate = candidate.rsplit(" ", 1)[0]
+        candidate = candidate[:cut]
 
 
 @lru_cache(maxsize=4096)
@@ -146,6 +148,11 @@ def _mask_digits(piece: str, phones_allowed: bool, found: list[str]) -> str:
 def _mask_piece(piece: str, glued_left: bool, glued_right: bool, found: list[str]) -> str:
     # A group glued to a word ("c3b1 312 ...", "... 42abc") or followed by ':' (a time) is
     # part of an id, not of a phone number: phones are only looked for between such groups.
+    # A card written in groups is a card wherever it stands ("PAN-4111 1111 1111 1111").
+    if (glued_left or glued_right) and len(piece) >= 15 and _CARD_SEPARATORS.search(piece):
+        carded = _mask_cards(piece)
+        if carded != piece:
+            return carded
     head = tail = ""
     if glued_left:
         cut = PHONE_SEPARATORS.search(piece)
@@ -165,8 +172,12 @@ def _mask_run(text: str, start: int, end: int, found: list[str]) -> str:
     run = text[start:end]
     before = text[start - 1] if start else " "
     after = text[end] if end < len(text) else " "
-    glued_left = before.isalnum() or before in "_-."
-    glued_right = after.isalnum() or after in "_-:"
+    # A "+" opens a phone number whatever precedes it ("tel_+14155550134"); a ":" glues only
+    # when a digit follows (a time, "12:30"), not as punctuation ("... 1111: declined").
+    glued_left = not run.startswith("+") and (before.isalnum() or before in "_-.")
+    glued_right = (
+        after.isalnum() or after in "_-" or (after == ":" and text[end + 1 : end + 2].isdigit())
+    )
     pieces = _split_ipv4s(run) if run.count(".") >= 3 else [(run, False)]
     out = []
     for index, (piece, is_address) in enumerate(pieces):

@@ -24,6 +24,7 @@ _COMPACT_DATE = re.compile(r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01
 _TRUNK_REGIONS = ("GB", "DE", "FR", "IT", "NL", "BE", "AT", "CH", "AU", "IN", "BR", "JP", "IE")
 _OTHER_REGIONS = ("ES", "PT", "IT", "PL", "MX")  # 9+ digits: short ones match too much
 _MAX_GROUPS = 64
+_DOTTED = re.compile(r"\d+(?:\.\d+)+")
 PHONE_SEPARATORS = re.compile(r"([\s\-.()]+)")
 
 
@@ -35,6 +36,12 @@ def _phone_facts(candidate: str) -> tuple[str, str] | None:
         return None
     if _DATE_SHAPE.match(candidate) or _COMPACT_DATE.fullmatch(candidate):
         return None
+    if _DOTTED.fullmatch(candidate):
+        groups = candidate.split(".")
+        # Versions ("124.0.6367.207", "10.0.19045.3930") have one-digit parts, amounts
+        # ("1234567.89") two parts; dotted phones have neither (415.555.0134, 06.12.34.56.78).
+        if len(groups) == 2 or any(len(group) == 1 for group in groups):
+            return None
     if candidate.startswith(("+", "00")):
         return phone_facts("+" + candidate[2:] if candidate[0] == "0" else candidate, None)
     if candidate.lstrip("(").startswith("0"):

@@ -27,14 +27,14 @@ from redaction_rules.masks import (
 )
 from redaction_rules.numbers import NUMBER_RUN, mask_numbers
 
-_LOCAL_REVERSED = re.compile(r"[\w.%+\-]{1,64}")
+_LOCAL_REVERSED = re.compile(r"[\w.%+\-']{1,64}")  # o'neil@ is a local part too
 _DOMAIN = re.compile(r"[\w\-]+(?:\.[\w\-]+)+")
 _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{0,4})"
     r"(?:%[\w.]+)?(?![\w:])"
 )
 _IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
-_ENCODED_AT = re.compile(r"%2540|&#0*64;|&#x0*40;|&commat;", re.IGNORECASE)
+_ENCODED_AT = re.compile(r"%25(?:25)*40|&#0*64;|&#x0*40;|&commat;|\\u0040", re.IGNORECASE)
 _CACHE_MAX_LEN = 256
 # Text shorter than this holds nothing the detectors look for: scan() returns it as it is
 # (callers on hot paths may skip the call for it).
@@ -82,7 +82,7 @@ def _local_part(text: str, at: int, floor: int) -> str:
     match = _LOCAL_REVERSED.match(text[start:at][::-1])
     if match is None:
         return ""
-    return text[at - match.end() : at].lstrip(".+")
+    return text[at - match.end() : at].lstrip(".+'")  # not a quote opening 'maria@x.com'
 
 
 @lru_cache(maxsize=4096)
@@ -186,7 +186,8 @@ class TextScanner:
             text = credentials.mask_urls(text, lambda v: self._rescan(v, found, depth + 1))
         if "earer" in text or "asic" in text or "EARER" in text or "ASIC" in text:
             text = credentials.mask_auth_headers(text)
-        if "%25" in text or "&" in text:  # "@" written as %2540, &#64;, &#x40; or &commat;
+        # "@" written as %2540 (or encoded further), &#64;, &#x40;, &commat; or \u0040.
+        if "%25" in text or "&" in text or "\\u" in text:
             text = _ENCODED_AT.sub("@", text)
         if "@" in text or "%40" in text:
             text = _mask_emails(text, found)
@@ -197,6 +198,8 @@ class TextScanner:
             text = mask_ipv6s(text)
         if ":" in text or "=" in text:
             text = keyvalues.mask_key_values(text)
+        if "</" in text or "--" in text:
+            text = keyvalues.mask_markup_secrets(text)
         if len(text) >= 15:
             text = credentials.mask_tokens(text)
         return text

@@ -58,13 +58,16 @@ def _mask_key_values_reference(text: str) -> str:
         key = kv.normal_key(_key_before_loop(text, start, last))
         if not key:
             continue
-        secret = key in kv.SECRET_KEYS or key.endswith(("_token", "_secret", "_password"))
+        secret = kv.is_secret_key(key)
         if not secret and key not in kv.PERSONAL_KEYS:
             continue
-        value_match = kv._QUOTED_VALUE.match(text, sep.end())
+        after = sep.end() + (1 if sep.group(0) == "=" and text.startswith(">", sep.end()) else 0)
+        value_match = kv._QUOTED_VALUE.match(text, after)
+        if value_match is None and key in kv._WHOLE_LINE_KEYS:
+            value_match = kv._WHOLE_LINE.match(text, after)
         if value_match is None:
             bare = kv._SECRET_BARE if secret else kv._PERSONAL_BARE
-            value_match = bare.match(text, sep.end())
+            value_match = bare.match(text, after)
         if value_match is None:
             continue
         group = value_match.lastindex or 1

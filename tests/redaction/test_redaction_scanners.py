@@ -431,3 +431,85 @@ def test_when_text_has_ampersands_percents_or_dotted_numbers_then_it_stays_reada
     text: str,
 ) -> None:
     assert scan(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Secrets after keys in any style: camelCase JSON, env variables, markup, flags.
+        ('{"newPassword":"Summer2024!","clientSecret":"a1b2c3d4e5f6g7h8"}',
+         '{"newPassword":"[secret]","clientSecret":"[secret]"}'),
+        ("PGPASSWORD=hunter2 DB_PASS=hunter2 pw=hunter2",
+         "PGPASSWORD=[secret] DB_PASS=[secret] pw=[secret]"),
+        ("passcode: 482913", "passcode: [secret]"),
+        ("<password>hunter2</password>", "<password>[secret]</password>"),
+        ("password => 'hunter2'", "password => '[secret]'"),
+        ("run --password hunter2 now", "run --password [secret] now"),
+        ("password: correct horse battery staple", "password: [secret]"),  # a passphrase
+        # Credential headers whole, whatever the scheme or list.
+        ("Authorization: ApiKey 8f14e45fceea167a5a36dedd4bea2543", "Authorization: [secret]"),
+        ("Cookie: a=1; sid=a1b2c3d4e5f6; connect.sid=zz", "Cookie: [secret]"),
+        ("DD-API-KEY: 8f14e45fceea167a5a36dedd4bea2543", "DD-API-KEY: [secret]"),
+        # An AWS secret access key, after its key or alone.
+        ("aws_secret_access_key=nDYP/mxfhcBe/4RJpwmCZD/5WvDEK7XB5HQ/oBkf",
+         "aws_secret_access_key=[secret]"),
+        ("key nDYP/mxfhcBe/4RJpwmCZD/5WvDEK7XB5HQ/oBkf ok", "key [secret] ok"),
+        # One-time tokens after any reset/recover/magic-link route, and in relative URLs.
+        ("https://app.example.com/reset-password/7f3c9e1b5d8a2f4c6e0b9d7a1c3e5f8b",
+         "https://app.example.com/reset-password/[secret]"),
+        ("https://app.example.com/account/recover/7f3c9e1b5d8a2f4c6e0b",
+         "https://app.example.com/account/recover/[secret]"),
+        ("https://app.example.com/login?next=%2Freset%2Fk3j9x2m4q8w7",
+         "https://app.example.com/login?next=/reset/[secret]"),
+        ("https://api.example.com/cb?pw=hunter2&passcode=482913",
+         "https://api.example.com/cb?pw=[secret]&passcode=[secret]"),
+        ("https://a.io/cb?next=https%253A%252F%252Fx.com%252Fcb%253Ftoken%253Dk3j9x2m4",
+         "https://a.io/cb?next=https://x.com/cb?token=[secret]"),
+    ],
+)  # fmt: skip
+def test_when_a_secret_is_written_in_one_more_way_then_it_is_masked(
+    text: str, expected: str
+) -> None:
+    assert scan(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Numbers next to punctuation or joined to a word by "_", "-" or a "+".
+        ("Card 4111 1111 1111 1111: do_not_honor", "Card **** 1111: do_not_honor"),
+        ("PAN-4111 1111 1111 1111 declined", "PAN-**** 1111 declined"),
+        ("SMS to +447700900123: undeliverable", "SMS to +44 **** ****23: undeliverable"),
+        ("contacts_+447700900123.csv", "contacts_+44 **** ****23.csv"),
+        # Invisible combining marks between the characters.
+        ("card 4111\u034f1111\u034f1111\u034f1111", "card **** 1111"),
+        ("maria.santos\ufe0f@gmail.com", "m****.s*****@gmail.com"),
+        # IBANs in lower case or grouped with dashes.
+        ("refund to de89370400440532013000 ok", "refund to DE** **** 3000 ok"),
+        ("DE89-3704-0044-0532-0130-00", "DE** **** 3000"),
+        # Emails with an apostrophe, "@" as \u0040 or encoded three times over.
+        ("maria.o'neil@gmail.com", "m****.o*****@gmail.com"),
+        ("maria.santos\\u0040gmail.com", "m****.s*****@gmail.com"),
+        ("maria.santos%252540gmail.com", "m****.s*****@gmail.com"),
+    ],
+)
+def test_when_pii_stands_next_to_punctuation_or_marks_then_it_is_masked(
+    text: str, expected: str
+) -> None:
+    assert scan(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Mozilla/5.0 (Windows NT 10.0) Chrome/124.0.6367.207 Safari/537.36 Edg/124.0.2478.80",
+        "Windows build 10.0.19045.3930",
+        "amount 1234567.89 charged",
+        "at 12:30:45 the job 48291 retried",
+        "https://app.example.com/docs/getting-started/install",
+    ],
+)
+def test_when_versions_amounts_and_routes_look_like_numbers_then_they_stay_readable(
+    text: str,
+) -> None:
+    assert scan(text) == text
