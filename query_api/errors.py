@@ -11,11 +11,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from projectors.reads import StoreBehind
 from query_api.models import ErrorOut
+from redaction_rules.engine import id_problem
 
 
 class ApiError(Exception):
@@ -65,26 +66,63 @@ def not_found(kind: str, ident: str) -> ApiError:
     return ApiError(404, f"{kind}_not_found", f"No {kind} {ident!r} is known within retention.")
 
 
+def refuse_unstorable_id(kind: str, ident: str) -> None:
+    """404, before any access-log entry, for an ID that reads as a secret or personal data.
+
+    Ingest refuses such IDs, so no record can have one; what was sent is most likely a secret
+    pasted into the wrong place, and it must not be echoed back nor kept as a ``record_id``.
+    """
+    if id_problem(ident) is not None:
+        raise ApiError(404, f"{kind}_not_found", f"That is not a valid {kind} ID.")
+
+
 _CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
+# What the support page says for a framework error: never the path or the input, which may hold
+# whatever was pasted into the address bar.
+_PAGE_ERRORS = {
+    404: ("Page not found", "There is no such page on the support site."),
+    405: ("Page not found", "That page cannot be opened this way."),
+}
+_PAGE_ERROR_OTHER = ("Request refused", "The support page could not use that request.")
+
+
+def _is_page(request: Request) -> bool:
+    path = request.url.path
+    return path == "/support" or path.startswith("/support/")
+
+
+async def _page_error(request: Request, status: int) -> Response:
+    # People read /support in a browser: an HTML page with a way back, not the API's JSON.
+    # Imported here: the page renderer needs ``query_api.auth``, which needs this module.
+    from query_api.pages_render import PageError, page_error_handler
+
+    title, message = _PAGE_ERRORS.get(status, _PAGE_ERROR_OTHER)
+    return await page_error_handler(request, PageError(status, title, message))
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Route every error through ``error_response``."""
+    """Route every error through ``error_response`` (under ``/support``: an HTML page)."""
 
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         if not isinstance(exc, ApiError):  # registered for that type only
             raise exc
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, StarletteHTTPException):  # registered for that type only
             raise exc
+        if _is_page(request):
+            return await _page_error(request, exc.status_code)
         code = _CODES.get(exc.status_code, "error")
         return error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
-    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+    async def invalid(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, RequestValidationError):  # registered for that type only
             raise exc
+        if _is_page(request):
+            return await _page_error(request, 400)
         parts = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("path", "query"))

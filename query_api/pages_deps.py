@@ -19,6 +19,7 @@ from query_api.deps import Audit, StoreDep
 from query_api.pages_auth import SESSION_COOKIE
 from query_api.pages_render import LoginRequired, PageError, pages_state, render
 from query_api.queries import TimelineFilter
+from redaction_rules.engine import id_problem
 from safetrail.settings import Role
 
 _ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
@@ -63,10 +64,19 @@ def show(request: Request, user: Principal, name: str, status: int = 200, **ctx:
 
 
 def checked_id(value: str, kind: str) -> str:
-    """``value`` if it has the shape of an ID; otherwise a 404 page (the value is not echoed)."""
-    if not _ID.match(value):
+    """``value`` if it has the shape of an ID; otherwise a 404 page (the value is not echoed).
+
+    A value that reads as a secret or personal data (a key, token, card or phone number) is no
+    ID either: ingest refuses such IDs, so no record has one, and it must not reach the access
+    log or the page. Checked before the caller writes its access-log entry.
+    """
+    if not _ID.match(value) or id_problem(value) is not None:
         raise PageError(404, f"{kind.capitalize()} not found", f"That is not a valid {kind} ID.")
     return value
+
+
+class _BadTime(ValueError):
+    """A time filter the form cannot use; the message names the field, never its value."""
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:
@@ -75,9 +85,9 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise ValueError(f"'{name}' is not a date and time.") from exc
+        raise _BadTime(f"'{name}' is not a date and time.") from exc
     if not 1900 <= parsed.year <= 2299:
-        raise ValueError(f"'{name}' must be between 1900 and 2299.")
+        raise _BadTime(f"'{name}' must be between 1900 and 2299.")
     # The form asks for UTC; a value without a zone is taken as UTC.
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
@@ -89,10 +99,16 @@ async def timeline_form(
     form = {"lane": lane or "", "since": since or "", "until": until or ""}
     try:
         chosen = Lane(lane) if lane else None
+    except ValueError:
+        # The enum's own message quotes the value, which may be anything pasted into the URL.
+        return {**form, "lane": ""}, TimelineFilter(), "Choose customer actions or system work."
+    try:
         start, end = _parse_time(since, "From"), _parse_time(until, "Until")
     except ValueError as exc:
-        message = str(exc) if "'" in str(exc) else "Choose customer actions or system work."
-        return form, TimelineFilter(), message
+        # Only our own messages are shown: any other error's text may carry the input. Nor is
+        # a value that is no time written back into the form (the browser would drop it).
+        message = str(exc) if isinstance(exc, _BadTime) else "Use a date and time in UTC."
+        return {**form, "since": "", "until": ""}, TimelineFilter(), message
     if start is not None and end is not None and end <= start:
         return form, TimelineFilter(), "'Until' must be later than 'From'."
     return form, TimelineFilter(lane=chosen, since=start, until=end), None

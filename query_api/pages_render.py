@@ -19,6 +19,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from query_api.pages_auth import RateLimiter, SessionSigner
+from query_api.pages_results import SearchResults
 from query_api.pages_view import duration, field_label, lane_word, state_word, utc_time
 from redaction_rules.engine import Redactor
 from safetrail.settings import Role, Settings
@@ -104,6 +105,7 @@ class SupportPages:
     lookups: RateLimiter
     logins: RateLimiter
     env: jinja2.Environment
+    results: SearchResults
 
     @classmethod
     def build(cls, settings: Settings, redactor: Redactor) -> SupportPages:
@@ -115,6 +117,7 @@ class SupportPages:
             lookups=RateLimiter(settings.lookups_per_minute),
             logins=RateLimiter(FAILED_SIGN_INS_PER_MINUTE),
             env=_environment(_static_versions()),
+            results=SearchResults(),
         )
 
 

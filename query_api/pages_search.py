@@ -53,10 +53,17 @@ TRACE_PREFIX, JOB_PREFIX = "tr_", "job_"
 
 
 def id_candidates(value: str, prefix: str) -> tuple[str, ...]:
-    """The IDs ``value`` may stand for: itself, then with ``prefix`` when typed without it.
+    """The IDs ``value`` may stand for: itself, then with ``prefix`` when typed without it, then
+    the same in lower case.
 
     Support copies IDs from tickets and screenshots where the ``tr_``/``job_`` prefix is often
-    cut off; the exact value is tried first, so an ID minted elsewhere without our prefix
-    still opens its own record.
+    cut off, or where the ID was typed in capitals (ours are lower-case); the exact value is
+    tried first, so an ID minted elsewhere without our prefix or in capitals still opens its
+    own record.
     """
-    return (value,) if value.startswith(prefix) else (value, prefix + value)
+    found: list[str] = []
+    for typed in (value, value.lower()):
+        for candidate in (typed,) if typed.startswith(prefix) else (typed, prefix + typed):
+            if candidate not in found:
+                found.append(candidate)
+    return tuple(found)

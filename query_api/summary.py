@@ -148,13 +148,15 @@ def _hhmm(value: datetime | None) -> str:
 
 
 def render_summary_text(chain: TraceChain) -> str:
-    """The copyable summary: Customer ID / Trace / Job / Email / Error / Last retry."""
+    """The copyable summary: Customer ID / Trace / Job / Started / Status / Email / Error /
+    Last retry."""
     s = chain.summary
     job = _main_job(chain.steps)
     lines = [f"Customer ID: {s.customer_id or 'unknown'}", f"Trace: {s.trace_id}"]
     if job is not None:
         state = job.broken_link.value if job.broken_link else job.state.value
         lines.append(f"Job: {job.job_id} ({job.label}, {state})")
+    lines.append(f"Started: {_hhmm(s.started_at)}")  # "when did it start?" is a support question
     lines.append(f"Status: {s.status.value} - {s.headline}")
     if s.email:
         lines.append(f"Email: {s.email}")

@@ -12,7 +12,13 @@ from fastapi.responses import Response
 from ingest.schema import Lane
 from projectors.rows import utc
 from query_api.deps import AuditDep, NowDep, StoreDep, SupportUser
-from query_api.errors import ApiError, error_responses, not_found, text_responses
+from query_api.errors import (
+    ApiError,
+    error_responses,
+    not_found,
+    refuse_unstorable_id,
+    text_responses,
+)
 from query_api.exports import timeline_csv
 from query_api.models import EventOut, Page
 from query_api.queries import (
@@ -66,6 +72,7 @@ async def get_timeline(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> Page[EventOut]:
     """The customer's events oldest first, paginated; ``next`` is absent on the last page."""
+    refuse_unstorable_id("customer", customer_id)
     try:
         page = await audit.around(
             "customer",
@@ -99,6 +106,7 @@ async def get_timeline_csv(
     filters: FilterDep,
 ) -> Response:
     """The same timeline as CSV, with the same masks (formula cells neutralised)."""
+    refuse_unstorable_id("customer", customer_id)
     await run_in_threadpool(audit.record, "customer_export", customer_id)
     events = await run_in_threadpool(
         export_customer_timeline, store, customer_id, now=now, filters=filters

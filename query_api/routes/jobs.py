@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from query_api.deps import AuditDep, NowDep, StoreDep, StuckAfter, SupportUser
-from query_api.errors import error_responses, not_found
+from query_api.errors import error_responses, not_found, refuse_unstorable_id
 from query_api.models import JobHistory
 from query_api.queries import get_job_history
 
@@ -29,6 +29,7 @@ async def get_job(
     now: NowDep,
 ) -> JobHistory:
     """Attempts, the delay before each retry, the final result and the human reasons."""
+    refuse_unstorable_id("job", job_id)
     history = await audit.around(
         "job", job_id, get_job_history, store, job_id, now=now, stuck_after=stuck
     )

@@ -7,6 +7,7 @@ before it shows anything. Sign-in is described in ``query_api.pages_auth``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import zip_longest
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -15,6 +16,7 @@ from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
+from query_api.auth import Principal
 from query_api.deps import EscalationDep, MetricsDep, NowDep, StoreDep, StuckAfter
 from query_api.exports import timeline_csv
 from query_api.guide import build_guide
@@ -45,7 +47,7 @@ from query_api.queries import (
 )
 from query_api.routes.pages_admin import router as admin_router
 from query_api.summary import render_summary_text
-from redaction_rules.engine import Redactor
+from redaction_rules.engine import Redactor, id_problem
 from safetrail.settings import Settings
 
 router = APIRouter(prefix="/support", include_in_schema=False)
@@ -56,6 +58,11 @@ KIND_WORDS = {
     "event": "system event",
 }
 MAX_QUERY = 256
+EXPIRED = "That search has expired; search again."
+NOT_AN_ID = (
+    "That reads as a key, token or personal number, not an ID, so it was not searched. "
+    "Search by trace, customer or job ID, or the customer's email or phone number."
+)
 
 
 def _safe_next(value: str | None) -> str:
@@ -146,6 +153,34 @@ def search_page(request: Request, user: SignedIn) -> Response:
     return show(request, user, "search.html", matches=None, error=None)
 
 
+@router.get("/search")
+def search_result(request: Request, user: SignedIn, r: str | None = None) -> Response:
+    """A result ``search`` kept (its redirect lands here), or the search box.
+
+    Nothing is written to the access log: the search wrote one entry per record shown when it
+    ran, and this is the same list shown again (Back, reload).
+    """
+    if r is None:
+        return search_page(request, user)
+    kept = pages_state(request).results.get(user.name, r)
+    if kept is None:
+        return show(request, user, "search.html", matches=None, error=EXPIRED)
+    return show(request, user, "search.html", **kept)
+
+
+def _shown(request: Request, user: Principal, **result: Any) -> Response:
+    # Post/Redirect/Get: Back to a result must not ask to send the form again, and what was
+    # typed must not go into a URL, so the list shown is kept server-side under a random ID.
+    key = pages_state(request).results.keep(user.name, {"matches": None, "error": None, **result})
+    return redirect(f"/support/search?r={key}")
+
+
+def _as_stored(value: str, exists: Callable[[str], object]) -> str:
+    # Our IDs are lower-case; one copied in capitals opens its record when only that matches.
+    lower = value.lower()
+    return lower if lower != value and not exists(value) and exists(lower) else value
+
+
 @router.post("/search")
 def search(
     request: Request,
@@ -157,13 +192,20 @@ def search(
 ) -> Response:
     """Open the record typed; an email or phone is looked up by its keyed HMAC only.
 
-    What was typed is never logged, stored or written back into the page.
+    What was typed is never logged, stored, written back into the page or put into a URL.
     """
     if not same_origin(request):
         raise PageError(403, "Search refused", "Search from this site's own search page.")
     # Checked here, not by the form parser, so an over-long value gets this page, not JSON.
     kind = classify(q) if len(q) <= MAX_QUERY else QueryKind.INVALID
     value = q.strip()
+    ids = (QueryKind.TRACE, QueryKind.JOB, QueryKind.CUSTOMER, QueryKind.AMBIGUOUS)
+    if kind in ids and id_problem(value) is not None:
+        # A key, token or card or phone number: no record has such an ID (ingest refuses them),
+        # so it must not go into a URL or the access log. Digits only may still be a phone.
+        if kind is not QueryKind.AMBIGUOUS:
+            return show(request, user, "search.html", 400, matches=None, error=NOT_AN_ID)
+        kind = QueryKind.CONTACT
     if kind in (QueryKind.CUSTOMER, QueryKind.AMBIGUOUS) and not store.customer_exists(
         value, now=now
     ):
@@ -178,15 +220,15 @@ def search(
         named = store.traces_naming(value, now=now)
         if named:
             log.record_each("subject_lookup", [m.trace_id for m in named])
-            return show(request, user, "search.html", matches=None, error=None, named=named)
+            return _shown(request, user, named=named)
         if kind is QueryKind.AMBIGUOUS:
             kind = QueryKind.CONTACT  # digits only and no ID matches: a phone number
     elif kind is QueryKind.AMBIGUOUS:
         kind = QueryKind.CUSTOMER
     if kind is QueryKind.TRACE:
-        return redirect(f"/support/traces/{value}")
+        return redirect(f"/support/traces/{_as_stored(value, store.trace_index)}")
     if kind is QueryKind.JOB:
-        return redirect(f"/support/jobs/{value}")
+        return redirect(f"/support/jobs/{_as_stored(value, store.job_index)}")
     if kind is QueryKind.CUSTOMER:
         return redirect(f"/support/customers/{value}")
     if kind is QueryKind.INVALID:
@@ -209,7 +251,7 @@ def search(
         log.record_each("customer_lookup", matches)
     else:
         log.record("customer_lookup", "no match")
-    return show(request, user, "search.html", matches=matches, error=None)
+    return _shown(request, user, matches=matches)
 
 
 # --- records ----------------------------------------------------------------------------

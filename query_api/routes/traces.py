@@ -16,7 +16,7 @@ from query_api.deps import (
     StuckAfter,
     SupportUser,
 )
-from query_api.errors import error_responses, not_found, text_responses
+from query_api.errors import error_responses, not_found, refuse_unstorable_id, text_responses
 from query_api.models import EscalationOut, TraceChain
 from query_api.pages_view import escalation_hint
 from query_api.queries import get_trace_chain
@@ -33,6 +33,7 @@ _ERRORS = error_responses(401, 403, 404)
 async def _chain(
     store: StoreDep, audit: AuditDep, stuck: StuckAfter, now: NowDep, trace_id: str
 ) -> TraceChain:
+    refuse_unstorable_id("trace", trace_id)
     chain = await audit.around(
         "trace", trace_id, get_trace_chain, store, trace_id, now=now, stuck_after=stuck
     )
@@ -74,6 +75,7 @@ async def get_trace_summary_text(
     stuck: StuckAfter,
     now: NowDep,
 ) -> PlainTextResponse:
-    """The redacted summary to paste into a ticket: Customer ID, Trace, Job, Email, Error."""
+    """The redacted summary to paste into a ticket: Customer ID, Trace, Job, Started, Email,
+    Error."""
     chain = await _chain(store, audit, stuck, now, trace_id)
     return PlainTextResponse(render_summary_text(chain))

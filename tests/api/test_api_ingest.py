@@ -50,7 +50,8 @@ def test_when_the_seed_case_is_ingested_then_the_chain_shows_request_job_retry_a
 
 
 def test_when_the_summary_text_is_copied_then_it_holds_only_redacted_facts(api: Api) -> None:
-    api.post_events(seed("tr_seedtext", "48292", "job_text", recent()))
+    at = recent()
+    api.post_events(seed("tr_seedtext", "48292", "job_text", at))
 
     response = api.get("/v1/traces/tr_seedtext/summary.txt")
 
@@ -60,6 +61,7 @@ def test_when_the_summary_text_is_copied_then_it_holds_only_redacted_facts(api: 
     assert lines[0] == "Customer ID: 48292"
     assert lines[1] == "Trace: tr_seedtext"
     assert lines[2] == "Job: job_text (Signup email, failed)"
+    assert lines[3] == "Started: " + at.strftime("%Y-%m-%d %H:%M UTC")
     assert any(line.startswith("Email: m") and "*" in line for line in lines)
     assert any(line.startswith("Error: SMTP_550 - ") for line in lines)
     assert any(line.startswith("Last retry: ") for line in lines)

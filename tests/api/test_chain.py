@@ -132,6 +132,7 @@ def test_when_the_summary_is_rendered_then_it_holds_the_redacted_facts_support_c
         "Customer ID: 48291",
         "Trace: tr_seed",
         "Job: job_9c1f (Signup email, failed)",
+        "Started: 2026-11-26 10:00 UTC",
         "Status: failed - Signup email failed after 1 retry: Mailbox unavailable",
         f"Email: {EMAIL}",
         "Error: SMTP_550 - Mailbox unavailable",

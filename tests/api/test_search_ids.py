@@ -48,6 +48,15 @@ def _search(client: TestClient, typed: str) -> Any:
     return client.post("/support/search", data={"q": typed}, follow_redirects=False)
 
 
+def _results(client: TestClient, typed: str) -> Any:
+    # A list of results is shown after a redirect to a URL that does not hold what was typed.
+    response = _search(client, typed)
+    assert response.status_code == 303, response.text
+    location = response.headers["location"]
+    assert location.startswith("/support/search?r=") and typed not in location
+    return client.get(location)
+
+
 @pytest.mark.parametrize(
     ("typed", "opens"),
     [
@@ -68,7 +77,7 @@ def test_when_an_id_without_a_prefix_is_searched_then_its_own_page_opens(
 def test_when_an_order_or_workspace_id_is_searched_then_the_traces_naming_it_are_listed(
     client: TestClient, timeline_store: Store, typed: str, kind: str
 ) -> None:
-    page = _search(client, typed)
+    page = _results(client, typed)
     assert page.status_code == 200
     assert f'href="/support/traces/{TRACE}"' in page.text
     assert f"as {kind} ID" in page.text and 'href="/support/customers/c_search"' in page.text
@@ -79,7 +88,7 @@ def test_when_an_order_or_workspace_id_is_searched_then_the_traces_naming_it_are
 def test_when_the_request_id_of_a_trace_is_searched_then_that_trace_is_listed(
     client: TestClient,
 ) -> None:
-    page = _search(client, f"req_{TRACE[3:]}")
+    page = _results(client, f"req_{TRACE[3:]}")
     assert page.status_code == 200 and f'href="/support/traces/{TRACE}"' in page.text
     assert "as a request ID" in page.text
 
@@ -87,7 +96,7 @@ def test_when_the_request_id_of_a_trace_is_searched_then_that_trace_is_listed(
 def test_when_long_digits_match_no_id_then_they_are_looked_up_as_a_phone_number(
     client: TestClient,
 ) -> None:
-    page = _search(client, "4155550199")
+    page = _results(client, "4155550199")
     assert page.status_code == 200
     assert "No customer used the email or phone number you typed" in page.text
 
@@ -142,7 +151,7 @@ def test_when_a_search_lists_many_traces_then_each_one_shown_is_in_the_access_lo
         headers={"Authorization": f"Bearer {SERVICE}", "Content-Type": "application/json"},
     )
     assert stored.status_code == 202 and stored.json()["rejected"] == 0, stored.text
-    page = _search(client, shared)
+    page = _results(client, shared)
     assert page.status_code == 200
     assert all(f'href="/support/traces/{t}"' in page.text for t in traces)
     for trace in traces:

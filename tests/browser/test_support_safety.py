@@ -89,7 +89,8 @@ def test_when_the_server_log_is_read_after_all_views_then_it_holds_no_canary(
     logs = support_server.logs()
     # The capture works: the page views themselves are in the log ...
     assert re.search(rf"GET /support/traces/{canary.TRACE_ID}\S* HTTP/1.1\" 200", logs)
-    assert '"POST /support/search HTTP/1.1" 200' in logs
+    assert '"POST /support/search HTTP/1.1" 303' in logs  # then the result page by its id
+    assert re.search(r'"GET /support/search\?r=[\w-]+ HTTP/1.1" 200', logs)
     # ... and nothing the customer typed or the services sent is.
     assert canary.leaks(logs) == []
     assert canary.EMAIL.lower() not in logs.lower()
