@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from query_api.deps import Audit, SettingsDep, StoreDep
 from query_api.engineer_deps import Engineer, RawLimiter, RequiredReason, spend_raw_read
 from query_api.engineer_models import RawTraceOut
-from query_api.errors import ApiError, error_responses
+from query_api.errors import ApiError, error_responses, refuse_unstorable_id
 
 router = APIRouter(prefix="/v1/raw", tags=["engineers"])
 TraceIdPath = Annotated[str, Path(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
@@ -35,6 +35,7 @@ async def get_raw_trace(
     settings: SettingsDep,
 ) -> RawTraceOut:
     """The raw events of a trace still within raw retention, oldest first (audited)."""
+    refuse_unstorable_id("trace", trace_id)  # a pasted secret is neither logged nor echoed
     spend_raw_read(limiter, user, settings.raw_reads_per_minute)
     route = getattr(request.scope.get("route"), "path", request.url.path)
     await run_in_threadpool(Audit(store, user, route, reason).record, "raw_trace", trace_id)

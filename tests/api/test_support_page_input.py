@@ -276,3 +276,13 @@ def test_when_an_id_is_typed_in_capitals_then_its_lower_case_record_opens(
 
     assert response.status_code == 303 and response.headers["location"] == opens
     assert client.get(opens).status_code == 200
+
+
+@pytest.mark.parametrize("secret", ["sk_live_4eC39HqLyjWDarjtT1zdp7dc", "4242424242424242"])
+def test_when_an_engineer_asks_raw_events_of_a_secret_id_then_it_is_neither_echoed_nor_logged(
+    client: TestClient, timeline_store: Store, secret: str
+) -> None:
+    headers = {"Authorization": f"Bearer {ENGINEER}", "X-Access-Reason": "INC-1"}
+    response = client.get(f"/v1/raw/traces/{secret}", headers=headers)
+    assert response.status_code == 404 and secret not in response.text
+    assert _logged(timeline_store, secret) == []
