@@ -77,8 +77,10 @@ _TOKEN_PATH_MARKERS = frozenset(
 _WORDS = re.compile(r"[-_.]")
 
 # Every token-shaped secret is at least 15 characters long.
-_TOKEN_RUN = re.compile(r"[A-Za-z0-9_\-+=/.]{15,}")
-_RANDOM_PIECE = re.compile(r"[A-Za-z0-9_\-+=]{20,}")
+# "=" only as padding at the end: inside a run it joins a name to its value ("id=evt_..."),
+# and judging the two as one token masked the name too.
+_TOKEN_RUN = re.compile(r"[A-Za-z0-9_\-+/.]{15,}={0,2}")
+_RANDOM_PIECE = re.compile(r"[A-Za-z0-9_\-+]{20,}={0,2}")
 _DIGIT = re.compile(r"\d")
 _BASE64_KEY = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")
 _LOWER = re.compile(r"[a-z]")

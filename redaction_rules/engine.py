@@ -142,8 +142,12 @@ class IdentifierError(ValueError):
         )
 
 
-# A hash or GUID, prefixed or not, with at least one hex letter: its digit runs are chance.
-_HASH_ID = re.compile(r"(?:[a-z]{1,8}_)?(?=[\d\-]*[a-fA-F])(?:[\da-f\-]+|[\dA-F\-]+)")
+# A hash or GUID (24+ hex characters, prefixed or not, as derived event IDs, ObjectIds,
+# digests and UUIDs are): its digit runs are chance.
+_HASH_ID = re.compile(r"(?:[a-z]{1,8}_)?(?=[\da-fA-F\-]{24,}$)(?:[\da-f\-]+|[\dA-F\-]+)")
+# Digit groups joined by the separators IDs may hold, read as one number wherever they stand
+# ("tr_4155550134", "acc-4242424242424242", "415_555_0134"): in an ID a prefix is a label.
+_ID_NUMBER = re.compile(r"(?<!\d)\d+(?:[_.\-]\d+)*(?!\d)")
 
 
 def id_problem(value: str) -> str | None:
@@ -165,8 +169,19 @@ def id_problem(value: str) -> str | None:
         shown = mask_ipv6s(value)
         if shown != value:
             return shown
+    for match in _ID_NUMBER.finditer(value):
+        number = match.group(0)
+        # Groups joined by "-" or "." are read in context below ("ord-2024-000123" is an
+        # order number, as it is in free text); one group, or groups joined by "_", alone.
+        if "-" in number or "." in number or sum(c.isdigit() for c in number) < 7:
+            continue
+        # Alone, with "_" read as the separator it stands for, as free text would show it.
+        alone = f" {number.replace('_', '-')} "
+        shown = mask_numbers(alone, [])
+        if shown != alone:
+            return value[: match.start()] + shown.strip() + value[match.end() :]
     run = NUMBER_RUN.search(value)
-    if run is not None:  # numbers as the free-text scan reads them, in the id's context
+    if run is not None:  # and as the free-text scan reads them in the ID's context
         shown = mask_numbers(value, [], run)
         if shown != value:
             return shown

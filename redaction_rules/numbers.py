@@ -54,11 +54,25 @@ def _iban_at(text: str, start: int) -> tuple[int, str] | None:
         candidate = candidate[:cut]
 
 
+# Issuer prefixes of payment cards: Visa 4; Mastercard 51-55 and 2221-2720; Amex 34, 37;
+# Diners 30, 36, 38; JCB 35; Discover 6011, 64, 65; UnionPay 62.
+_CARD_PREFIXES = frozenset({"30", "34", "35", "36", "37", "38", "51", "52", "53", "54", "55",
+                            "62", "64", "65"})  # fmt: skip
+
+
 @lru_cache(maxsize=4096)
 def _is_card(digits: str) -> bool:
-    # Payment cards start with 2-6 (Mastercard 2-series, Amex 3, Visa 4, MC 5, Discover 6);
-    # the check keeps Luhn-valid timestamps and order numbers readable.
-    return 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn.is_valid(digits)
+    # The issuer prefixes keep Luhn-valid timestamps ("20240610123456...") and order numbers
+    # readable: one in ten of any digits passes Luhn.
+    if not 13 <= len(digits) <= 19:
+        return False
+    issued = (
+        digits[0] == "4"
+        or digits[:2] in _CARD_PREFIXES
+        or digits[:4] == "6011"
+        or "2221" <= digits[:4] <= "2720"
+    )
+    return issued and luhn.is_valid(digits)
 
 
 def _card_at(parts: list[str], first: int) -> tuple[int, str] | None:

@@ -228,6 +228,13 @@ def test_when_envelope_text_holds_personal_data_then_it_is_scanned_but_benign_id
         ({"subject": {"request_id": "46.142.70.12"}}, "subject.request_id", "46.142.70.0/24"),
         ({"subject": {"order_id": "2001:db8::1"}}, "subject.order_id", "2001:db8::/48"),
         ({"subject": {"order_id": "4242.4242.4242.4242"}}, "subject.order_id", "**** 4242"),
+        # A prefix is a label, not part of the number it labels.
+        ({"trace_id": "tr_4155550134"}, "trace_id", "tr_+1 ***-***-**34"),
+        ({"subject": {"order_id": "acc-4242424242424242"}}, "subject.order_id", "acc-****"),
+        ({"subject": {"request_id": "req.4155550134"}}, "subject.request_id", "req.+1 ***"),
+        ({"subject": {"customer_id": "415_555_0134"}}, "subject.customer_id", "+1 ***"),
+        ({"subject": {"workspace_id": "de89370400440532013000"}}, "subject.workspace_id",
+         "DE** **** 3000"),
         ({"subject": {"order_id": "4242424242424242"}}, "subject.order_id", "**** 4242"),
         ({"subject": {"job_id": "job_4242424242424242"}}, "subject.job_id", "**** 4242"),
         ({"subject": {"request_id": "sk_live_abcdefghijklmnop1234"}}, "subject.request_id",
@@ -258,6 +265,8 @@ def test_when_an_id_reads_as_personal_data_then_the_event_is_refused_with_the_fi
         "pi_3MtwBwLkdIwHu7ix28a3tqPa",
         "ord-2024-000123",
         "1721234567890",  # 13 digits, not a card (starts with 1) nor a phone
+        "order_20240610123456789",  # a timestamp: Luhn-valid, but no card issuer's prefix
+        "ev_510510510510510090031241",  # a derived ID with digits only: a hash
     ],
 )
 def test_when_an_id_is_opaque_then_it_is_kept_exactly(redactor: Redactor, value: str) -> None:

@@ -343,3 +343,14 @@ def test_when_an_event_type_holds_a_long_number_then_the_event_is_refused() -> N
     event = {**_event("x").model_dump(mode="json"), "type": "signup.4155552671"}
     routed = process(event, Redactor(load_rules(), KEY))
     assert isinstance(routed, Rejected) and "a run of 7 or more digits" in routed.reason
+
+
+@pytest.mark.parametrize(
+    "event_type", ["webhook.failed.4242.4242.4242.4242", "sms.to_415_555_0134"]
+)
+def test_when_an_event_type_holds_a_number_in_groups_then_the_event_is_refused(
+    event_type: str,
+) -> None:
+    event = {**_event("x").model_dump(mode="json"), "type": event_type}
+    routed = process(event, Redactor(load_rules(), KEY))
+    assert isinstance(routed, Rejected) and "a run of 7 or more digits" in routed.reason

@@ -513,3 +513,15 @@ def test_when_versions_amounts_and_routes_look_like_numbers_then_they_stay_reada
     text: str,
 ) -> None:
     assert scan(text) == text
+
+
+def test_when_a_url_parameter_holds_a_prefixed_id_then_its_name_and_value_stay() -> None:
+    url = "https://hooks.example.com/in?id=evt_1MtHbELkdIwHu7ixl4OzzPMv&v=2"
+    assert scan(url) == url
+
+
+@pytest.mark.parametrize("text", ["ts 20240610123456789 ok", "build 30000000000000004 done"])
+def test_when_luhn_valid_digits_have_no_card_issuer_prefix_then_they_stay_readable(
+    text: str,
+) -> None:
+    assert scan(text) == text
