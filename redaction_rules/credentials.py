@@ -15,13 +15,15 @@ from collections import Counter
 from collections.abc import Callable
 from urllib.parse import unquote_plus
 
-from redaction_rules.keyvalues import PERSONAL_KEYS, normal_key
+from redaction_rules.keyvalues import is_personal_key, normal_key
 from redaction_rules.masks import REDACTED, SECRET
 
 Rescan = Callable[[str], str]
 
 PRIVATE_KEY = re.compile(
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S
+    r"-----BEGIN [A-Z ]*PRIVATE KEY(?: BLOCK)?-----.*?"
+    r"(?:-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
+    re.S,
 )
 _SCHEME_TAIL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{1,15}$")
 _URL_REST = re.compile(r"[^\s<>\"'`{}|\\^]+")
@@ -33,7 +35,7 @@ PREFIXED = re.compile(
     r"|whsec_[A-Za-z0-9+/=]{16,}"
     r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"
     r"|(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}"
-    r"|xox[abposr]-[A-Za-z0-9\-]{10,}"
+    r"|xox[abposr]-[A-Za-z0-9\-]{10,}|xapp-[A-Za-z0-9\-]{10,}"
     r"|AIza[0-9A-Za-z_\-]{35}"
     r"|SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}"
     r"|glpat-[A-Za-z0-9_\-]{20,}|npm_[A-Za-z0-9]{36}|shp(?:at|ss|ca|pa)_[A-Fa-f0-9]{32}"
@@ -142,8 +144,8 @@ def _mask_params(query: str, rescan: Rescan) -> str:
                 scanned = _mask_path(decoded, rescan)
             if scanned != decoded:
                 out.append(f"{name}={scanned}")
-            elif normal_key(unquote_plus(name) if "%" in name or "+" in name else name) in (
-                PERSONAL_KEYS
+            elif is_personal_key(
+                normal_key(unquote_plus(name) if "%" in name or "+" in name else name)
             ):
                 out.append(f"{name}={REDACTED}")  # ?name=Maria+Santos: no detector finds names
             else:

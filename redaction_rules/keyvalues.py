@@ -52,6 +52,12 @@ _SECRET_KEY = re.compile(
     r"|private_?key|credential|^session(?:_?id)?$|cookie|signature|^sig$"
     r"|^(?:proxy_)?auth(?:orization|_\w*)?$|otp$|^pin$|^cvc$|^cvv2?$|^bearer$"
 )
+# Key names that say "personal" in any style ("customerName", "street_address", "billingEmail").
+_PERSONAL_KEY = re.compile(
+    r"(?:first|last|full|given|family|middle|customer|user|contact|holder|sur|display)_?name$"
+    r"|email|phone|mobile|address|street|postcode|postal_?code|zip_?code|birth|^dob$|ssn"
+    r"|passport|national_?id|tax_?id|iban|card_?number|^pan$|account_?number"
+)
 # Secret values in markup and command lines: "<password>x</password>", "--password x".
 _SECRET_TAG = re.compile(r"<([A-Za-z_][\w\-]{0,40})>([^<]{1,200})</\1>")
 _SECRET_FLAG = re.compile(r"(--[A-Za-z][\w\-]{0,40})([ =])(\S{1,200})")
@@ -66,6 +72,11 @@ _MARKERS = frozenset({SECRET, REDACTED})
 def normal_key(raw: str) -> str:
     """``X-Api-Key`` -> ``x_api_key``: the form key lists are written in."""
     return raw.lower().replace("-", "_")
+
+
+def is_personal_key(key: str) -> bool:
+    """Whether a key (``normal_key`` form) names personal data (``customerName`` too)."""
+    return key in PERSONAL_KEYS or _PERSONAL_KEY.search(key) is not None
 
 
 def is_secret_key(key: str) -> bool:
@@ -122,7 +133,7 @@ def mask_key_values(text: str) -> str:
         if not key:
             continue
         secret = is_secret_key(key)
-        if not secret and key not in PERSONAL_KEYS:
+        if not secret and not is_personal_key(key):
             continue
         after = start + 1
         if text.startswith(">", after) and text[start] == "=":

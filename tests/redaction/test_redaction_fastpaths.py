@@ -59,7 +59,7 @@ def _mask_key_values_reference(text: str) -> str:
         if not key:
             continue
         secret = kv.is_secret_key(key)
-        if not secret and key not in kv.PERSONAL_KEYS:
+        if not secret and not kv.is_personal_key(key):
             continue
         after = sep.end() + (1 if sep.group(0) == "=" and text.startswith(">", sep.end()) else 0)
         value_match = kv._QUOTED_VALUE.match(text, after)

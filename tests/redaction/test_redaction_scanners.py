@@ -10,6 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ingest.schema import RawEvent
+from redaction_rules.engine import Redactor, load_rules
 from redaction_rules.masks import mask_segments
 from redaction_rules.numbers import NUMBER_RUN, _mask_run
 from redaction_rules.scanners import _PLAIN_ID, TextScanner, are_plain_ids, is_plain_id
@@ -525,3 +527,36 @@ def test_when_luhn_valid_digits_have_no_card_issuer_prefix_then_they_stay_readab
     text: str,
 ) -> None:
     assert scan(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"customerName":"Maria Santos","street_address":"Rua Augusta 100"}',
+         '{"customerName":"[redacted]","street_address":"[redacted]"}'),
+        ("-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF0ab\n-----END PGP PRIVATE KEY BLOCK-----",
+         "[secret]"),
+        ("slack xapp-1-A0123456789-1234567890123-abcdef0123456789 ok", "slack [secret] ok"),
+        ('Authorization: Digest username="maria", response="6629fae4939"',
+         "Authorization: [secret]"),
+    ],
+)  # fmt: skip
+def test_when_personal_keys_or_key_blocks_are_written_another_way_then_they_are_masked(
+    text: str, expected: str
+) -> None:
+    assert scan(text) == expected
+
+
+def test_when_a_file_name_carries_a_persons_name_then_it_is_masked_like_a_name() -> None:
+    redactor = Redactor(load_rules(), b"k" * 32)
+    event = RawEvent.model_validate(
+        {
+            "trace_id": "tr_9c1f2a7b",
+            "type": "import.requested",
+            "occurred_at": "2026-11-26T10:00:00Z",
+            "source": "web",
+            "actor": "customer",
+            "data": {"file_name": "Maria Santos - passport.pdf"},
+        }
+    )
+    assert redactor.redact(event).fields == {"file_name": "M**** S***** - p***********"}
