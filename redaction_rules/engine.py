@@ -147,7 +147,9 @@ class IdentifierError(ValueError):
 _HASH_ID = re.compile(r"(?:[a-z]{1,8}_)?(?=[\da-fA-F\-]{24,}$)(?:[\da-f\-]+|[\dA-F\-]+)")
 # Digit groups joined by the separators IDs may hold, read as one number wherever they stand
 # ("tr_4155550134", "acc-4242424242424242", "415_555_0134"): in an ID a prefix is a label.
-_ID_NUMBER = re.compile(r"(?<!\d)\d+(?:[_.\-]\d+)*(?!\d)")
+# Only numbers standing between separators (or the ends): digits glued to letters
+# ("ev_leak12x0012345") are part of a word, as they are in free text.
+_ID_NUMBER = re.compile(r"(?<![A-Za-z0-9])\d+(?:[_.\-]\d+)*(?![A-Za-z0-9])")
 
 
 def id_problem(value: str) -> str | None:

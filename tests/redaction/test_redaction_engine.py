@@ -267,6 +267,8 @@ def test_when_an_id_reads_as_personal_data_then_the_event_is_refused_with_the_fi
         "1721234567890",  # 13 digits, not a card (starts with 1) nor a phone
         "order_20240610123456789",  # a timestamp: Luhn-valid, but no card issuer's prefix
         "ev_510510510510510090031241",  # a derived ID with digits only: a hash
+        "ev_leak12x0054321",  # digits glued to a letter are part of a word, not a number
+        "job_build7x4155550134",
     ],
 )
 def test_when_an_id_is_opaque_then_it_is_kept_exactly(redactor: Redactor, value: str) -> None:
