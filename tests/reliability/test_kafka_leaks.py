@@ -82,9 +82,17 @@ def _run(bootstrap: str, tmp: Path, count: int, seed: int) -> None:
     finally:
         pipeline.stop_all()
 
-    # The scan finds what was planted: the raw topic (restricted) holds canaries of every kind.
-    raw_text = "\n".join((m.value() or b"").decode() for m in raw)
-    assert {leak.split(":")[0] for leak in leaks(raw_text, everything)} == set(KINDS)
+    # The scan finds what was planted: the raw topic (restricted) holds canaries of every kind
+    # (each message checked against its own trace's canaries, until every kind was seen).
+    kinds: set[str] = set()
+    for msg in raw:
+        text = (msg.value() or b"").decode()
+        kinds |= {
+            leak.split(":")[0] for leak in leaks(text, planted[orjson.loads(text)["trace_id"]])
+        }
+        if kinds == set(KINDS):
+            break
+    assert kinds == set(KINDS)
 
     found: list[str] = []
     seen: set[str] = set()
@@ -127,6 +135,7 @@ def test_when_5k_canary_events_pass_the_kafka_path_then_no_output_holds_a_canary
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1800)
 def test_soak_when_100k_canary_events_pass_the_kafka_path_then_no_output_holds_a_canary(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
