@@ -175,7 +175,10 @@ def id_problem(value: str) -> str | None:
         number = match.group(0)
         # Groups joined by "-" or "." are read in context below ("ord-2024-000123" is an
         # order number, as it is in free text); one group, or groups joined by "_", alone.
-        if "-" in number or "." in number or sum(c.isdigit() for c in number) < 7:
+        # A leading zero is a zero-padded counter ("job_09930010"), not a national number.
+        if "-" in number or "." in number or number.startswith("0"):
+            continue
+        if sum(c.isdigit() for c in number) < 7:
             continue
         # Alone, with "_" read as the separator it stands for, as free text would show it.
         alone = f" {number.replace('_', '-')} "

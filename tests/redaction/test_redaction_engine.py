@@ -269,6 +269,8 @@ def test_when_an_id_reads_as_personal_data_then_the_event_is_refused_with_the_fi
         "ev_510510510510510090031241",  # a derived ID with digits only: a hash
         "ev_leak12x0054321",  # digits glued to a letter are part of a word, not a number
         "job_build7x4155550134",
+        "job_09930010",  # zero-padded counters after a prefix
+        "inv_0001234567",
     ],
 )
 def test_when_an_id_is_opaque_then_it_is_kept_exactly(redactor: Redactor, value: str) -> None:
