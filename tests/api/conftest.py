@@ -62,12 +62,23 @@ class Api:
         return response
 
     def post_events(self, events: list[Any], bearer: str = SERVICE) -> httpx.Response:
-        response: httpx.Response = self.client.post(
-            "/v1/events",
-            content=orjson.dumps(events, default=_iso),
-            headers={"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"},
-        )
-        return response
+        return post_events(self.client, events, bearer)
+
+
+def post_events(client: TestClient, events: list[Any], bearer: str = SERVICE) -> httpx.Response:
+    """``POST /v1/events`` with ``events`` as a JSON array (datetimes in ISO 8601)."""
+    response: httpx.Response = client.post(
+        "/v1/events",
+        content=orjson.dumps(events, default=_iso),
+        headers={"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"},
+    )
+    return response
+
+
+def store_events(client: TestClient, events: list[Any]) -> None:
+    """Send ``events`` as the service; every one must be accepted."""
+    stored = post_events(client, events)
+    assert stored.status_code == 202 and stored.json()["rejected"] == 0, stored.text
 
 
 def _iso(value: object) -> str:

@@ -14,7 +14,15 @@ from fastapi.testclient import TestClient
 from projectors.rows import CustomerContact, contact_from
 from projectors.store import Store
 from query_api.app import create_app
-from tests.api.conftest import RAW_EMAIL, SERVICE, SUPPORT, api_settings, recent, signup_events
+from tests.api.conftest import (
+    RAW_EMAIL,
+    SERVICE,
+    SUPPORT,
+    api_settings,
+    recent,
+    signup_events,
+    store_events,
+)
 
 CUSTOMER = "c_overview"
 START = recent(minutes=600)
@@ -33,12 +41,7 @@ def client(timeline_store: Store, tmp_path_factory: pytest.TempPathFactory) -> I
     settings = api_settings(tmp_path_factory.mktemp("overview"))
     with TestClient(create_app(settings, store=timeline_store)) as c:
         for body in (events, events[:6]):  # the second post re-sends the first trace
-            stored = c.post(
-                "/v1/events",
-                content=orjson.dumps(body, default=str),
-                headers={"Authorization": f"Bearer {SERVICE}", "Content-Type": "application/json"},
-            )
-            assert stored.status_code == 202 and stored.json()["rejected"] == 0, stored.text
+            store_events(c, body)
         assert c.post("/support/login", data={"token": SUPPORT}).status_code == 200
         yield c
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from projectors.reads import AccessLogQuery
 from projectors.store import Store
 from query_api.app import create_app
-from tests.api.conftest import SERVICE, SUPPORT, api_settings, recent, signup_events
+from tests.api.conftest import SERVICE, SUPPORT, api_settings, recent, signup_events, store_events
 
 TRACE = "CHK-7731-ab"  # a trace ID some other system minted, without our prefix
 JOB = "mailer-4471"
@@ -33,12 +33,7 @@ def _events() -> list[dict[str, Any]]:
 def client(timeline_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     settings = api_settings(tmp_path_factory.mktemp("search"))
     with TestClient(create_app(settings, store=timeline_store)) as c:
-        stored = c.post(
-            "/v1/events",
-            content=orjson.dumps(_events(), default=str),
-            headers={"Authorization": f"Bearer {SERVICE}", "Content-Type": "application/json"},
-        )
-        assert stored.status_code == 202 and stored.json()["rejected"] == 0, stored.text
+        store_events(c, _events())
         signed_in = c.post("/support/login", data={"token": SUPPORT, "next": "/support"})
         assert signed_in.status_code == 200
         yield c
@@ -145,12 +140,7 @@ def test_when_a_search_lists_many_traces_then_each_one_shown_is_in_the_access_lo
         for event in signup_events(trace, f"c_shared_{n}", f"job_shared_{n}", recent()):
             event["subject"] = {**event["subject"], "order_id": shared}
             events.append(event)
-    stored = client.post(
-        "/v1/events",
-        content=orjson.dumps(events, default=str),
-        headers={"Authorization": f"Bearer {SERVICE}", "Content-Type": "application/json"},
-    )
-    assert stored.status_code == 202 and stored.json()["rejected"] == 0, stored.text
+    store_events(client, events)
     page = _results(client, shared)
     assert page.status_code == 200
     assert all(f'href="/support/traces/{t}"' in page.text for t in traces)

@@ -9,7 +9,6 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -21,11 +20,11 @@ from query_api.pages_results import SearchResults
 from tests.api.conftest import (
     ENGINEER,
     RAW_EMAIL,
-    SERVICE,
     SUPPORT,
     api_settings,
     recent,
     signup_events,
+    store_events,
 )
 
 TRACE, CUSTOMER, JOB = "tr_caps7k2m9q4w", "c_input_48291", "job_caps4471"
@@ -46,12 +45,7 @@ def app(timeline_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Fast
 @pytest.fixture(scope="module")
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as c:
-        stored = c.post(
-            "/v1/events",
-            content=orjson.dumps(signup_events(TRACE, CUSTOMER, JOB, recent()), default=str),
-            headers={"Authorization": f"Bearer {SERVICE}", "Content-Type": "application/json"},
-        )
-        assert stored.status_code == 202 and stored.json()["rejected"] == 0, stored.text
+        store_events(c, signup_events(TRACE, CUSTOMER, JOB, recent()))
         assert c.post("/support/login", data={"token": SUPPORT}).status_code == 200
         yield c
 

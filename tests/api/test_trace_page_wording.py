@@ -8,14 +8,13 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from projectors.store import Store
 from query_api.app import create_app
 from query_api.pages_render import STATIC_DIR
-from tests.api.conftest import SERVICE, SUPPORT, api_settings, recent, signup_events
+from tests.api.conftest import SUPPORT, api_settings, recent, signup_events, store_events
 
 FAILED, RECOVERED, ANCIENT = "tr_wording_failed", "tr_wording_recovered", "tr_wording_ancient"
 RUNNING = "tr_wording_running"
@@ -41,12 +40,7 @@ def client(timeline_store: Store, tmp_path_factory: pytest.TempPathFactory) -> I
         *signup_events(ANCIENT, "c_wording_old", "job_wording_old", recent() - timedelta(days=420)),
     ]
     with TestClient(create_app(settings, store=timeline_store)) as c:
-        stored = c.post(
-            "/v1/events",
-            content=orjson.dumps(events, default=str),
-            headers={"Authorization": f"Bearer {SERVICE}", "Content-Type": "application/json"},
-        )
-        assert stored.status_code == 202 and stored.json()["rejected"] == 0, stored.text
+        store_events(c, events)
         assert c.post("/support/login", data={"token": SUPPORT}).status_code == 200
         yield c
 

@@ -9,13 +9,12 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from projectors.store import Store
 from query_api.app import create_app
-from tests.api.conftest import SERVICE, SUPPORT, api_settings, recent
+from tests.api.conftest import SUPPORT, api_settings, recent, store_events
 
 CUSTOMER = "c_status_lines"
 T = recent(minutes=120)  # long enough ago that a job still running is stuck
@@ -88,12 +87,7 @@ def _events() -> list[dict[str, Any]]:
 def client(timeline_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     settings = api_settings(tmp_path_factory.mktemp("status_lines"))
     with TestClient(create_app(settings, store=timeline_store)) as c:
-        stored = c.post(
-            "/v1/events",
-            content=orjson.dumps(_events(), default=str),
-            headers={"Authorization": f"Bearer {SERVICE}", "Content-Type": "application/json"},
-        )
-        assert stored.status_code == 202 and stored.json()["rejected"] == 0, stored.text
+        store_events(c, _events())
         assert c.post("/support/login", data={"token": SUPPORT}).status_code == 200
         yield c
 

@@ -88,6 +88,20 @@ class Pipeline:
         self.children.append(child)
         return child
 
+    def start_stages(
+        self, metrics_port: int
+    ) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+        """Start the faust worker (metrics on ``metrics_port``) and the projector; return once
+        the worker is ready and the projector holds its partitions."""
+        first = len(self.children)
+        worker = self.start("process", "--metrics-port", str(metrics_port))
+        projector = self.start("project")
+        worker_log = self.logs / f"process-{first}.log"
+        projector_log = self.logs / f"project-{first + 1}.log"
+        wait_until(lambda: _ready(worker, worker_log, "Ready"), 90, "worker")
+        wait_until(lambda: _ready(projector, projector_log, "assigned"), 90, "projector")
+        return worker, projector
+
     def stop(self, child: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
         """Signal one child and wait for it; returns its exit code."""
         if child.poll() is None:
@@ -160,6 +174,11 @@ def _consumer(bootstrap: str, group: str) -> Iterator[Consumer]:
         yield consumer
     finally:
         consumer.close()
+
+
+def _ready(child: subprocess.Popen[bytes], log: Path, marker: str) -> bool:
+    assert child.poll() is None, f"{log.name} exited early:\n{log.read_text()[-3000:]}"
+    return marker in log.read_text(errors="replace")
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, every: float = 0.25) -> None:

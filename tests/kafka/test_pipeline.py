@@ -7,7 +7,6 @@ event must be a dead letter exactly once, with its reason.
 from __future__ import annotations
 
 import signal
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -30,11 +29,6 @@ pytestmark = pytest.mark.kafka
 TOTAL = 20_000
 CHUNK = 1_000
 KILL_AFTER = 5_000  # progress of the victim when it is killed
-
-
-def _ready(child: subprocess.Popen[bytes], log: Path, marker: str) -> bool:
-    assert child.poll() is None, f"{log.name} exited early:\n{log.read_text()[-3000:]}"
-    return marker in log.read_text(errors="replace")
 
 
 def _routed(url: str) -> dict[str, float]:
@@ -86,12 +80,7 @@ def test_when_a_stage_is_killed_mid_stream_then_every_event_is_readable_exactly_
     ensure_topics(settings)
     try:
         metrics_port = free_port()
-        worker = pipeline.start("process", "--metrics-port", str(metrics_port))
-        projector = pipeline.start("project")
-        wait_until(lambda: _ready(worker, tmp_path / "process-0.log", "Ready"), 90, "worker")
-        wait_until(
-            lambda: _ready(projector, tmp_path / "project-1.log", "assigned"), 90, "projector"
-        )
+        worker, projector = pipeline.start_stages(metrics_port)
 
         def progress() -> int:
             if victim == "process":

@@ -11,7 +11,6 @@ the dead-letter topic must stay empty here (every canary event is valid and acce
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -38,11 +37,6 @@ from tests.store_fixtures import store_url
 pytestmark = pytest.mark.kafka
 
 
-def _ready(child: subprocess.Popen[bytes], log: Path, marker: str) -> bool:
-    assert child.poll() is None, f"{log.name} exited early:\n{log.read_text()[-3000:]}"
-    return marker in log.read_text(errors="replace")
-
-
 def _run(bootstrap: str, tmp: Path, count: int, seed: int) -> None:
     events, planted = canary_events(count, seed)
     everything = [c for cs in planted.values() for c in cs]
@@ -51,10 +45,7 @@ def _run(bootstrap: str, tmp: Path, count: int, seed: int) -> None:
     ensure_topics(settings)
     try:
         metrics_port = free_port()
-        worker = pipeline.start("process", "--metrics-port", str(metrics_port))
-        projector = pipeline.start("project")
-        wait_until(lambda: _ready(worker, tmp / "process-0.log", "Ready"), 90, "worker")
-        wait_until(lambda: _ready(projector, tmp / "project-1.log", "assigned"), 90, "projector")
+        pipeline.start_stages(metrics_port)
         sink = KafkaSink(bootstrap, settings.topic_raw)
         for event in events:
             sink.send(event)
