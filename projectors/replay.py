@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -134,26 +134,41 @@ class ReplayReport:
 _TICK = timedelta(microseconds=1)
 
 
-def _rejected_letter(
-    item: ReplayItem, rejected: Rejected, now: datetime, earlier: Mapping[str, DeadLetter]
-) -> DeadLetter:
-    """The dead letter for input the current rules reject, under the id it already has.
+def _rejected_letters(
+    store: Store, rejected: Sequence[tuple[ReplayItem, Rejected]], now: datetime
+) -> list[DeadLetter]:
+    """The dead letters for inputs the current rules reject, under the ids they already have.
 
-    A letter stored before keeps its receive time, one microsecond later (the table's
-    version, so this reason replaces the old one): a replay neither moves it in the list nor
-    restarts the retention of a payload that may hold personal data.
+    A letter stored before (re-driven, or raw input rejected at ingest too) keeps its receive
+    time, one microsecond later (the table's version, so this reason replaces the old one):
+    a replay neither moves it in the list nor restarts the retention of a payload that may
+    hold personal data.
     """
-    letter = item.letter or DeadLetter(
-        reason=rejected.reason,
-        payload=rejected.payload,
-        event_id=rejected.event_id,
-        trace_id=rejected.trace_id,
-        received_at=now,
-        **_origin(item.coordinates),
-    )
-    before = earlier.get(letter.dead_letter_id, item.letter)
-    received = now if before is None else before.received_at + _TICK
-    return replace(letter, reason=rejected.reason, received_at=received)
+    letters = [
+        item.letter
+        or DeadLetter(
+            reason=r.reason,
+            payload=r.payload,
+            event_id=r.event_id,
+            trace_id=r.trace_id,
+            received_at=now,
+            **_origin(item.coordinates),
+        )
+        for item, r in rejected
+    ]
+    fresh = [
+        d.dead_letter_id for (item, _), d in zip(rejected, letters, strict=True) if not item.letter
+    ]
+    stored = {}
+    if fresh:
+        rows = store.dead_letter_status(limit=len(fresh), pending_only=False, ids=fresh)
+        stored = {row.letter.dead_letter_id: row.letter for row in rows}
+    out = []
+    for (item, r), letter in zip(rejected, letters, strict=True):
+        before = item.letter or stored.get(letter.dead_letter_id)
+        received = now if before is None else before.received_at + _TICK
+        out.append(replace(letter, reason=r.reason, received_at=received))
+    return out
 
 
 def _count(
@@ -245,18 +260,6 @@ def run_replay(
     return report
 
 
-def _stored_letters(store: Store, items: Sequence[ReplayItem]) -> dict[str, DeadLetter]:
-    """Dead letters already stored for raw inputs a replay rejects again, by id."""
-    ids = [
-        DeadLetter(reason="", payload=i.payload, **_origin(i.coordinates)).dead_letter_id
-        for i in items
-    ]
-    if not ids:
-        return {}
-    rows = store.dead_letter_status(limit=len(ids), pending_only=False, ids=ids)
-    return {row.letter.dead_letter_id: row.letter for row in rows}
-
-
 def _origin(c: Coordinates | None) -> dict[str, Any]:
     if c is None:
         return {"origin": "http"}
@@ -274,8 +277,7 @@ def _write(
     now = datetime.now(UTC)
     accepted = [(i, r) for i, r in routed if isinstance(r, Accepted)]
     rejected = [(i, r) for i, r in routed if isinstance(r, Rejected)]
-    earlier = _stored_letters(store, [i for i, _ in rejected if i.letter is None])
-    letters = [_rejected_letter(i, r, now, earlier) for i, r in rejected]
+    letters = _rejected_letters(store, rejected, now)
     if accepted:
         sink.write(accepted, keep_raw=keep_raw)
         report.written += len(accepted)
