@@ -34,6 +34,12 @@ from ingest.sdk import BufferFullError, DeliveryError
 log = logging.getLogger(__name__)
 
 
+# Keys to partitions as Java clients and aiokafka (the faust processor) pick them (murmur2),
+# for every producer of ours: one trace stays in one partition whoever writes it, and a
+# replayed event lands in its original's (librdkafka's default is CRC32).
+PARTITIONER = "murmur2_random"
+
+
 class KafkaSink:
     """Publishes raw events to the raw topic; implements the SDK's ``Sink`` protocol.
 
@@ -69,9 +75,7 @@ class KafkaSink:
             # Uncompressed: faust reads the raw topic through aiokafka, which needs extra
             # native packages for lz4/zstd/snappy.
             "compression.type": "none",
-            # Keys to partitions as Java clients and aiokafka (faust) pick them: every writer
-            # of a topic puts one trace in one partition (librdkafka's default is CRC32).
-            "partitioner": "murmur2_random",
+            "partitioner": PARTITIONER,
             **(config or {}),
             "enable.idempotence": True,
             "acks": "all",

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from ingest.kafka_sink import PARTITIONER
 from ingest.process import Accepted
 from ingest.schema import Lane
 from projectors.replay import Coordinates, ReplayItem, ReplaySource, TimelineSink
@@ -166,10 +167,9 @@ class KafkaTimelineSink:
                 "enable.idempotence": True,
                 "acks": "all",
                 "compression.type": "none",
-                # The processor's partitioner (murmur2, as Java and aiokafka pick): a replayed
-                # event must land in its original's partition, or the projector could store
-                # the two versions in either order (it relies on one key, one partition).
-                "partitioner": "murmur2_random",
+                # A replayed event must land in its original's partition, or the projector
+                # could store the two versions in either order (one key, one partition).
+                "partitioner": PARTITIONER,
             }
         )
         self._failed: list[str] = []
