@@ -33,7 +33,10 @@ STATUS_NOTES: dict[TraceStatus, str] = {
         "calling it stuck."
     ),
     TraceStatus.QUEUED: "The job is waiting for a worker to pick it up.",
-    TraceStatus.DONE: "Every step finished without an error.",
+    TraceStatus.DONE: (
+        "Every step finished. An error on the way that a retry got past is still listed, marked "
+        "“recovered”: nothing is left to fix."
+    ),
     TraceStatus.UNKNOWN: (
         "Every event of this trace is older than the retention period and was removed; only "
         "the fact that it happened is kept."

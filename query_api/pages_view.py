@@ -145,6 +145,11 @@ def _finished(chain: TraceChain) -> str:
         return f"Yes: {done.label} at {utc_time(done.finished_at or done.started_at)}."
     if requests:
         last = requests[-1]
+        if last.state is StepState.FAILED:
+            # "Customer login failed" is already a failure: never "... failed is failed".
+            what = last.label if last.label.lower().endswith("failed") else f"{last.label} failed"
+            why = f": {last.reason}" if last.reason else ""
+            return f"No: {what} at {utc_time(last.finished_at or last.started_at)}{why}."
         return f"No: {last.label} is {state_word(last.state).lower()}."
     if chain.removed_events:
         return "Unknown: no customer action is left (earlier events were removed by retention)."
@@ -159,12 +164,19 @@ def _job_state(job: StepOut | None) -> str:
     if job.broken_link is BrokenLink.REMOVED_BY_RETENTION and job.state is StepState.UNKNOWN:
         return f"Removed by retention: {job.label} is older than the retention period."
     if job.stuck:
-        return f"Stuck: {job.label} is {state_word(job.state).lower()} with no recent news."
+        # How long it has been stuck: the last news is a fixed time, the hint gives the span.
+        return (
+            f"Stuck: {job.label} is {state_word(job.state).lower()} with no news since "
+            f"{utc_time(job.last_event_at)}."
+        )
     return f"{state_word(job.state)}: {job.label}."
 
 
 def _sent_or_retried(job: StepOut | None) -> str:
-    if job is None or job.broken_link is BrokenLink.JOB_NOT_FOUND:
+    if job is None:
+        # A login or a plan change starts no background work: nothing was due to be sent.
+        return "Nothing to send: this trace started no background job, so nothing was retried."
+    if job.broken_link is BrokenLink.JOB_NOT_FOUND:
         return "No: nothing was sent or retried, the job never ran."
     if job.state is StepState.UNKNOWN:
         return "Unknown: the job's events were removed by retention."

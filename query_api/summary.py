@@ -147,12 +147,34 @@ def _hhmm(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "unknown"
 
 
+def error_outcome(status: TraceStatus) -> str:
+    """What became of the last error: a retry got past it only once the trace is done; while a
+    job is still running, queued or stuck it is not recovered (yet), and a failure is just that.
+    """
+    if status is TraceStatus.DONE:
+        return " (recovered)"
+    if status is TraceStatus.FAILED:
+        return ""
+    return " (not recovered yet)"
+
+
+def order_ids(chain: TraceChain) -> list[str]:
+    """The order IDs the trace's events named, in the order they first appeared."""
+    return list(dict.fromkeys(e.order_id for e in chain.events if e.order_id))
+
+
 def render_summary_text(chain: TraceChain) -> str:
     """The copyable summary: Customer ID / Trace / Job / Started / Status / Email / Error /
     Last retry."""
     s = chain.summary
     job = _main_job(chain.steps)
     lines = [f"Customer ID: {s.customer_id or 'unknown'}", f"Trace: {s.trace_id}"]
+    # The order ID is often all a customer gives; the ticket should carry it back.
+    orders = order_ids(chain)
+    if orders:
+        lines.append(f"Order: {', '.join(orders)}")
+    if s.workspace_id:
+        lines.append(f"Workspace: {s.workspace_id}")
     if job is not None:
         state = job.broken_link.value if job.broken_link else job.state.value
         lines.append(f"Job: {job.job_id} ({job.label}, {state})")
@@ -162,8 +184,7 @@ def render_summary_text(chain: TraceChain) -> str:
         lines.append(f"Email: {s.email}")
     if s.last_error_code or s.last_reason:
         parts = [p for p in (s.last_error_code, s.last_reason) if p]
-        recovered = "" if s.status is TraceStatus.FAILED else " (recovered)"
-        lines.append("Error: " + " - ".join(parts) + recovered)
+        lines.append("Error: " + " - ".join(parts) + error_outcome(s.status))
     if s.last_retry_at is not None:
         lines.append(f"Last retry: {_hhmm(s.last_retry_at)}")
     return "\n".join(lines) + "\n"
