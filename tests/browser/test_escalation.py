@@ -85,6 +85,27 @@ CASES = [
         "card_declined",
         "another card",
     ),
+    # declined twice, then paid: the last error code stays, but no new card is needed
+    (
+        TraceFacts(final_state="done", error_codes=("CARD_DECLINED", "INSUFFICIENT_FUNDS")),
+        "support",
+        "finished",
+        "went through",
+    ),
+    # declined, the next retry still scheduled: wait for it, do not ask for a card yet
+    (
+        TraceFacts(final_state="queued", error_codes=("CARD_DECLINED",), quiet_minutes=5),
+        "support",
+        "in_progress",
+        "wait a few minutes",
+    ),
+    # a bounce, then sent once the address was corrected
+    (
+        TraceFacts(final_state="done", error_codes=("SMTP_550",)),
+        "support",
+        "finished",
+        "went through",
+    ),
     # timeouts, then sent on the third attempt: nothing to escalate
     (
         TraceFacts(final_state="done", error_codes=("PROVIDER_TIMEOUT", "PROVIDER_TIMEOUT")),
