@@ -88,7 +88,28 @@ def _removed_step(key: Key, rows: Sequence[TraceIndexRow], retention: timedelta)
     )
 
 
-def _missing_job_step(job_id: str, referenced_by: TimelineEvent) -> StepOut:
+def _missing_job_step(
+    job_id: str, referenced_by: TimelineEvent, now: datetime, stuck_after: timedelta
+) -> StepOut:
+    """A job an event names but none of whose events arrived.
+
+    Within the stuck limit of the naming event it is only not heard from yet (a worker picks
+    it up, its first event is on its way): queued. After that it counts as never started.
+    """
+    if now - referenced_by.occurred_at <= stuck_after:
+        return StepOut(
+            kind=StepKind.JOB,
+            label="Background job",
+            job_id=job_id,
+            request_id=referenced_by.request_id,
+            last_event_at=referenced_by.occurred_at,
+            state=StepState.QUEUED,
+            note=(
+                f"“{referenced_by.label}” names job {job_id}; no event of that job has arrived "
+                "yet: it is waiting for a worker. Without news for longer than the stuck limit "
+                "it counts as never started."
+            ),
+        )
     return StepOut(
         kind=StepKind.JOB,
         label="Background job",
@@ -170,7 +191,7 @@ def build_steps(
     for event in ordered:
         if event.job_id and event.job_id not in known_jobs:
             known_jobs.add(event.job_id)
-            add(event.occurred_at, _missing_job_step(event.job_id, event))
+            add(event.occurred_at, _missing_job_step(event.job_id, event, now, stuck_after))
     return [step for _, _, step in sorted(anchored, key=lambda item: (item[0], item[1]))]
 
 
@@ -227,7 +248,7 @@ def build_job_history(
     elif removed:
         step = _removed_step(key, removed, retention)
     elif ordered:
-        step = _missing_job_step(job_id, ordered[0])
+        step = _missing_job_step(job_id, ordered[0], now, stuck_after)
     else:
         return None
     trace_ids = sorted({e.trace_id for e in ordered} | {r.trace_id for r in index_rows})

@@ -21,8 +21,10 @@ from redaction_rules.escalation import EscalationHint, EscalationRules, describe
 STATUS_NOTES: dict[TraceStatus, str] = {
     TraceStatus.FAILED: "A step ended in an error. The hint at the top says who acts next.",
     TraceStatus.INCOMPLETE: (
-        "The customer's request went through, but a job it should have started has no events "
-        "at all: the work never began. Engineering's case."
+        "The customer's request went through, but a job it should have started has had no "
+        "events at all for longer than the stuck limit: the work never began. Engineering's "
+        "case. (Before that limit such a job shows as queued: its first event may be on its "
+        "way.)"
     ),
     TraceStatus.STUCK: (
         "A job is queued or running and has had no news for longer than the stuck limit. "
@@ -53,7 +55,8 @@ STEP_NOTES: dict[StepState, str] = {
 
 BROKEN_NOTES: dict[BrokenLink, str] = {
     BrokenLink.JOB_NOT_FOUND: (
-        "The request named a job that never sent a single event: it was never started."
+        "The request named a job that sent no event within the stuck limit: it was never "
+        "started."
     ),
     BrokenLink.REMOVED_BY_RETENTION: (
         "The step happened, but its details are older than the retention period and were removed."

@@ -11,7 +11,9 @@ from ingest.schema import Lane, TimelineEvent
 from projectors.rows import TraceIndexRow
 from query_api.chain import build_chain, build_job_history
 from query_api.models import BrokenLink, StepKind, StepState, TraceStatus
+from query_api.pages_view import escalation_hint
 from query_api.summary import render_summary_text
+from redaction_rules.escalation import load_escalation_rules
 from tests.store_fixtures import make_event
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -151,6 +153,27 @@ def test_when_a_request_names_a_job_without_events_then_the_step_says_job_not_fo
     assert missing[0].note is not None and "job_ghost" in missing[0].note
     assert chain.summary.status is TraceStatus.INCOMPLETE
     assert "job job_ghost was not found" in chain.summary.headline
+
+
+def test_when_a_named_job_is_not_heard_from_yet_then_it_is_queued_until_the_stuck_limit() -> None:
+    # The request's event can arrive before the job's first one: read a minute later the job
+    # is waiting for a worker (support tells the customer to wait), not "never started"
+    # (engineering); after the stuck limit without news it is.
+    events = request(job_id="job_soon")
+    limit = timedelta(minutes=30)
+    soon = T0 + 1 * M
+    chain = build_chain(events, index_of(events), soon, RETENTION, stuck_after=limit)
+    job = next(s for s in chain.steps if s.job_id == "job_soon" and s.kind is StepKind.JOB)
+    assert (job.state, job.broken_link, job.stuck) == (StepState.QUEUED, None, False)
+    assert chain.summary.status is TraceStatus.QUEUED
+    hint = escalation_hint(chain, load_escalation_rules(), soon, limit)
+    assert (hint.rule_id, hint.owner) == ("in_progress", "support")
+
+    late = T0 + limit + 1 * M
+    chain = build_chain(events, index_of(events), late, RETENTION, stuck_after=limit)
+    assert chain.summary.status is TraceStatus.INCOMPLETE
+    hint = escalation_hint(chain, load_escalation_rules(), late, limit)
+    assert (hint.rule_id, hint.owner) == ("job_never_started", "engineering")
 
 
 def test_when_every_event_is_older_than_retention_then_each_step_says_removed() -> None:
