@@ -55,8 +55,7 @@ STEP_NOTES: dict[StepState, str] = {
 
 BROKEN_NOTES: dict[BrokenLink, str] = {
     BrokenLink.JOB_NOT_FOUND: (
-        "The request named a job that sent no event within the stuck limit: it was never "
-        "started."
+        "The request named a job that sent no event within the stuck limit: it was never started."
     ),
     BrokenLink.REMOVED_BY_RETENTION: (
         "The step happened, but its details are older than the retention period and were removed."
