@@ -63,6 +63,12 @@ NOT_AN_ID = (
     "That reads as a key, token or personal number, not an ID, so it was not searched. "
     "Search by trace, customer or job ID, or the customer's email or phone number."
 )
+NO_ID_MATCH = (
+    "Nothing matched: no customer, trace, job, order, workspace or request ID like that was "
+    "seen within the retention period (IDs are tried as typed and in lower case, trace and job "
+    "IDs also with their tr_ or job_ prefix). Check the ID on the ticket, or search by the "
+    "customer's email or phone number."
+)
 
 
 def _safe_next(value: str | None) -> str:
@@ -217,12 +223,18 @@ def search(
                 return redirect(f"/support/traces/{trace_id}")
             if job_id is not None and store.job_index(job_id):
                 return redirect(f"/support/jobs/{job_id}")
+        # As typed, then in lower case (an order ID read out over the phone or in capitals).
         named = store.traces_naming(value, now=now)
+        if not named and value.lower() != value:
+            named = store.traces_naming(value.lower(), now=now)
         if named:
             log.record_each("subject_lookup", [m.trace_id for m in named])
             return _shown(request, user, named=named)
         if kind is QueryKind.AMBIGUOUS:
             kind = QueryKind.CONTACT  # digits only and no ID matches: a phone number
+        else:
+            # Not "Customer not found" for what may have been an order ID: say what was tried.
+            return show(request, user, "search.html", 404, matches=None, error=NO_ID_MATCH)
     elif kind is QueryKind.AMBIGUOUS:
         kind = QueryKind.CUSTOMER
     if kind is QueryKind.TRACE:

@@ -58,7 +58,6 @@ def _results(client: TestClient, typed: str) -> Any:
         (TRACE, f"/support/traces/{TRACE}"),
         (JOB, f"/support/jobs/{JOB}"),
         ("c_search", "/support/customers/c_search"),  # a customer's ID still wins
-        ("nobody-4471", "/support/customers/nobody-4471"),  # no match: the plain not-found page
     ],
 )
 def test_when_an_id_without_a_prefix_is_searched_then_its_own_page_opens(
@@ -68,7 +67,24 @@ def test_when_an_id_without_a_prefix_is_searched_then_its_own_page_opens(
     assert response.status_code == 303 and response.headers["location"] == opens
 
 
-@pytest.mark.parametrize(("typed", "kind"), [(ORDER, "an order"), (WORKSPACE, "a workspace")])
+def test_when_an_id_matches_nothing_then_the_search_says_what_was_tried_without_echoing_it(
+    client: TestClient,
+) -> None:
+    # Was a redirect to "Customer not found", which misled when an order ID was typed.
+    response = _search(client, "nobody-4471")
+    assert response.status_code == 404
+    assert "Nothing matched" in response.text and "order, workspace or request ID" in response.text
+    assert "nobody-4471" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("typed", "kind"),
+    [
+        (ORDER, "an order"),
+        (WORKSPACE, "a workspace"),
+        (WORKSPACE.upper(), "a workspace"),  # read out over the phone, typed in capitals
+    ],
+)
 def test_when_an_order_or_workspace_id_is_searched_then_the_traces_naming_it_are_listed(
     client: TestClient, timeline_store: Store, typed: str, kind: str
 ) -> None:
