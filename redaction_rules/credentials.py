@@ -96,6 +96,20 @@ _ID_LIKE = re.compile(r"[a-z]{1,8}_(?:[A-Za-z0-9]{1,31}|[a-z0-9]{32,}|[A-Z0-9]{3
 _HEXISH = re.compile(r"[0-9a-fA-F\-]+")
 
 
+# Userinfo outside a URL with a scheme: protocol-relative ("//user:pass@host") or a DSN
+# ("user:pass@db.internal:5432/app", "admin:pw@10.0.0.5/db"): a host followed by a port or
+# a path, which an email address never is.
+_USERINFO = re.compile(
+    r"//[^\s/@]{1,200}@"
+    r"|(?<![\w.%+\-~:/])[\w.%+\-~]{1,64}:[^\s@/:\"'<>]{1,128}@(?=[\w\-]+(?:\.[\w\-]+)*(?::\d|/))"
+)
+
+
+def mask_userinfo(text: str) -> str:
+    """``user:password@`` before a host, where no scheme announces a URL."""
+    return _USERINFO.sub(lambda m: ("//" if m.group(0)[:2] == "//" else "") + SECRET + "@", text)
+
+
 def mask_private_keys(text: str) -> str:
     """PEM private key blocks, whole."""
     return PRIVATE_KEY.sub(SECRET, text)

@@ -27,6 +27,20 @@ PERSONAL_KEYS = frozenset(
      "date_of_birth", "birthdate", "birth_date", "ssn", "national_id", "tax_id", "passport",
      "iban", "card_number", "pan", "account_number"}
 )  # fmt: skip
+# Keys that name a person or their id: the value is personal unless it is one token with a
+# digit ("user=42", "customer: cus_NffrFeUfNV2Hib"); "user=maria_santos" is a username.
+_HOLDER = re.compile(
+    r"(?<![\w\-])(?:user|customer|recipient|sender|(?:account[_\-]?|card)?holder|payer|buyer"
+    r"|contact|addressee|beneficiary|patient)[\"']?[ \t]*[:=][ \t]*"
+    r"(?:\"([^\"\n]{1,200})\"|'([^'\n]{1,200})'"
+    # unquoted: up to the next separator or key, an apostrophe inside a word (O'Neil) included
+    r"|((?:[^,;&\n\"'}\]<>]|(?<=\w)'(?=\w)){1,200}?)"
+    r"(?=$|[,;&\n\"}\]<>]|'(?!\w)|\s+[\w\-]+[\"']?\s*[:=]))",
+    re.IGNORECASE,
+)
+_ID_VALUE = re.compile(r"[^\s\d]*\d\S*")
+_NAME_WORD = re.compile(r"[^\W\d_][^\W\d_'\-]*(?:['\-][^\W\d_]+)*\.?")  # Maria, O'Neil, Jean-Luc
+_USERNAME = re.compile(r"[^\W\d_]+(?:[._][^\W\d_]+)+")  # maria_santos, maria.santos
 # The key written just before a separator (``password`` in ``"password": ``), matched on the
 # reversed text from the separator back: spaces or tabs, a quote with an optional escaping
 # backslash, then up to 40 key characters.
@@ -51,6 +65,8 @@ _SECRET_KEY = re.compile(
     r"passw|passcode|passphrase|pass$|pwd|^pw$|secret|token|api_?key|access_?key"
     r"|private_?key|credential|^session(?:_?id)?$|cookie|signature|^sig$"
     r"|^(?:proxy_)?auth(?:orization|_\w*)?$|otp$|^pin$|^cvc$|^cvv2?$|^bearer$"
+    r"|(?:signing|encryption|hmac|master|account|shared|storage|licen[cs]e|client|consumer"
+    r"|app|subscription|sas|ssh|gpg|pgp)_?key$"
 )
 # Key names that say "personal" in any style ("customerName", "street_address", "billingEmail").
 _PERSONAL_KEY = re.compile(
@@ -67,6 +83,13 @@ _PERSONAL_BARE = re.compile(
 )
 
 _MARKERS = frozenset({SECRET, REDACTED})
+# Database errors name the columns apart from the values: PostgreSQL's
+# "Key (email, full_name)=(maria@x.com, Maria Santos) already exists." and MySQL's
+# "Duplicate entry 'Maria Santos' for key 'users.full_name'".
+_PG_KEY = re.compile(r"\(([^()]{1,200})\)=\((.{0,400}?)\)(?=[\s.,;]|$)", re.MULTILINE)
+_MYSQL_DUPLICATE = re.compile(r"(Duplicate entry ')(.{0,400}?)(' for key ')([^']{1,128})'")
+_WORD = re.compile(r"[^a-z0-9]+")
+_INDEX_WORDS = frozenset({"idx", "ix", "ux", "uk", "uq", "uniq", "unique", "key", "index", "pk"})
 
 
 def normal_key(raw: str) -> str:
@@ -158,3 +181,93 @@ def mask_key_values(text: str) -> str:
         return text
     out.append(text[last:])
     return "".join(out)
+
+
+def _column_kind(column: str) -> str | None:
+    """``SECRET``, ``REDACTED`` or None for a column or index name (``uniq_users_email``)."""
+    name = normal_key(column.strip().strip('"`').rsplit(".", 1)[-1])
+    name = "_".join(w for w in _WORD.split(name) if w and w not in _INDEX_WORDS)
+    if is_secret_key(name):
+        return SECRET
+    return REDACTED if is_personal_key(name) else None
+
+
+def _pg_key(match: re.Match[str]) -> str:
+    columns = match.group(1).split(",")
+    kinds = [_column_kind(column) for column in columns]
+    if not any(kinds):
+        return match.group(0)
+    values = match.group(2).split(", ")
+    if len(values) != len(columns):
+        shown = SECRET if SECRET in kinds else REDACTED
+    else:  # one value per column: only the personal or secret ones go
+        shown = ", ".join(
+            value if kind is None or "**" in value else kind
+            for value, kind in zip(values, kinds, strict=True)
+        )
+    return f"({match.group(1)})=({shown})"
+
+
+def _mysql_duplicate(match: re.Match[str]) -> str:
+    kind = _column_kind(match.group(4))
+    if kind is None or "**" in match.group(2):
+        return match.group(0)
+    return f"{match.group(1)}{kind}{match.group(3)}{match.group(4)}'"
+
+
+def _name_span(value: str) -> int:
+    """How many leading characters of an unquoted value read as a person's name or username:
+    up to four capitalized words ("Maria Santos placed ..."), or one username token
+    ("maria_santos", "maria.santos"); 0 for plain words ("not found", "blocked by fraud"),
+    which stay readable, and for an id (a first token with a digit)."""
+    tokens = value.split()
+    if not tokens or _ID_VALUE.fullmatch(tokens[0]):
+        return 0
+    names = 0
+    for token in tokens[:4]:
+        if not (token[0].isupper() and _NAME_WORD.fullmatch(token)):
+            break
+        names += 1
+    if names:
+        last = tokens[names - 1]
+        return value.index(last) + len(last) if names > 1 else len(last)
+    return len(tokens[0]) if len(tokens) == 1 and _USERNAME.fullmatch(tokens[0]) else 0
+
+
+def _holder(match: re.Match[str]) -> str:
+    group = match.lastindex or 1
+    raw = match.group(group)
+    value = raw.strip()
+    if (
+        len(value) < 3
+        or "**" in value
+        or value[0] == "["
+        or value[-1] in ":="  # "contact: full_name: ...": a key, read on its own
+        or _ID_VALUE.fullmatch(value)
+    ):
+        return match.group(0)
+    start, end = match.span(group)
+    if group == 3:  # unquoted: only what reads as a name goes
+        span = _name_span(value)
+        if not span:
+            return match.group(0)
+        start += len(raw) - len(raw.lstrip())
+        end = start + span
+    offset = match.start()
+    whole = match.group(0)
+    return whole[: start - offset] + REDACTED + whole[end - offset :]
+
+
+def mask_holder_values(text: str) -> str:
+    """Values after keys that name a person (``customer: Maria Santos``, ``user="..."``)
+    unless they are an id (one token with a digit)."""
+    return _HOLDER.sub(_holder, text)
+
+
+def mask_db_details(text: str) -> str:
+    """Values of personal or secret columns in PostgreSQL and MySQL key errors."""
+    if ")=(" in text:
+        text = _PG_KEY.sub(_pg_key, text)
+    if "Duplicate entry '" in text:
+        text = _MYSQL_DUPLICATE.sub(_mysql_duplicate, text)
+    return text

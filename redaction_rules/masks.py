@@ -223,6 +223,10 @@ def mask_ip(value: str, v4_prefix: int = 24, v6_prefix: int = 48) -> str | None:
         address = ipaddress.ip_address(text.strip("[]"))
     except ValueError:
         return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        # "::ffff:203.0.113.77", as dual-stack servers report IPv4 clients: the IPv4 network
+        # (an IPv6 /48 of it is "::/48", which tells support nothing).
+        return _mask_ipv4(str(address.ipv4_mapped), v4_prefix)
     prefix = v4_prefix if address.version == 4 else v6_prefix
     network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
     return str(network)

@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from stdnum import iban as stdnum_iban
 from stdnum import luhn
+from stdnum.us import ssn as stdnum_ssn
 
 from redaction_rules.masks import (
     mask_iban,
@@ -31,6 +32,12 @@ _CARD_SEPARATORS = re.compile(r"([ \-.]+)")
 _IPV4_SHAPE = re.compile(
     r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 )
+# A phone extension written against the number ("415-555-0134x22", "...0134ext.22"): the
+# letters end the number, they do not glue it to a word.
+_EXTENSION = re.compile(r"(?:x|ext?n?\.?)\d{1,6}(?![\w])", re.IGNORECASE)
+# US Social Security numbers as written (3-2-4, dashes or spaces): checked with python-stdnum
+# before phones, which would read most of them as foreign numbers (and show the rest).
+_SSN = re.compile(r"(?<![\d\-])\d{3}([\- ])\d\d\1\d{4}(?![\d\-])")
 
 
 def _iban_at(text: str, start: int) -> tuple[int, str] | None:
@@ -139,10 +146,20 @@ def _split_ipv4s(run: str) -> list[tuple[str, bool]]:
     return pieces
 
 
+def _ssn(match: re.Match[str]) -> str:
+    number = match.group(0)
+    compact = number.replace(" ", "").replace("-", "")
+    return "***-**-" + number[-4:] if stdnum_ssn.is_valid(compact) else number
+
+
 def _mask_digits(piece: str, phones_allowed: bool, found: list[str]) -> str:
     digits = sum(map(str.isdigit, piece))
     if digits < 7:
         return piece  # too short for a phone or a card
+    if digits >= 9 and not piece.lstrip().startswith("+"):
+        masked = _SSN.sub(_ssn, piece)
+        if masked != piece:
+            piece, digits = masked, sum(map(str.isdigit, masked))
     # "+..." and "00..." announce a phone: look for phones before cards there.
     international = piece.lstrip().startswith(("+", "00"))
     # Digits are counted again only after a step changed the piece (counting is per character).
@@ -191,7 +208,7 @@ def _mask_run(text: str, start: int, end: int, found: list[str]) -> str:
     glued_left = not run.startswith("+") and (before.isalnum() or before in "_-.")
     glued_right = (
         after.isalnum() or after in "_-" or (after == ":" and text[end + 1 : end + 2].isdigit())
-    )
+    ) and not (after in "xXeE" and _EXTENSION.match(text, end))
     pieces = _split_ipv4s(run) if run.count(".") >= 3 else [(run, False)]
     out = []
     for index, (piece, is_address) in enumerate(pieces):

@@ -26,6 +26,8 @@ _OTHER_REGIONS = ("ES", "PT", "IT", "PL", "MX")  # 9+ digits: short ones match t
 _MAX_GROUPS = 64
 _DOTTED = re.compile(r"\d+(?:\.\d+)+")
 PHONE_SEPARATORS = re.compile(r"([\s\-.()]+)")
+# A decimal amount ("3125551234.00"): no phone number is written with two decimals.
+_AMOUNT = re.compile(r"\d+\.\d\d")
 
 
 @lru_cache(maxsize=8192)
@@ -105,6 +107,8 @@ def _phone_windows(candidate: str, found: list[str]) -> str:
 
 def mask_phones(run: str, digits: int, found: list[str]) -> str:
     """Phone numbers in a run of digits: the whole run first (the usual case), then windows."""
+    if "." in run and _AMOUNT.fullmatch(run):
+        return run
     facts = _phone_facts(run) if digits <= 15 else None
     if facts is not None:
         found.append("phone:" + facts[1])

@@ -23,17 +23,25 @@ from redaction_rules.masks import (
     fold,
     mask_email_parts,
     mask_ip,
+    mask_words,
     normalize_email,
 )
 from redaction_rules.numbers import NUMBER_RUN, mask_numbers
 
 _LOCAL_REVERSED = re.compile(r"[\w.%+\-']{1,64}")  # o'neil@ is a local part too
 _DOMAIN = re.compile(r"[\w\-]+(?:\.[\w\-]+)+")
+# The display name before "<address>": quoted, or up to four words.
+_QUOTED_NAME = re.compile(r"([\"'])([^\"'<>@\n]{1,100})\1[ \t]*<$")
+_WORDS_NAME = re.compile(r"((?:[^\W\d_][\w.'\-]*[ \t]+){0,3}[^\W\d_][\w.'\-]*)[ \t]*<$")
 _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{0,4})"
     r"(?:%[\w.]+)?(?![\w:])"
 )
 _IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
+# MAC addresses (device ids) with colons or dashes.
+_MAC = re.compile(
+    r"(?<![\w:\-])[0-9A-Fa-f]{2}([:\-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}(?![\w:\-])"
+)
 _ENCODED_AT = re.compile(r"%25(?:25)*40|&#0*64;|&#x0*40;|&commat;|\\u0040", re.IGNORECASE)
 _CACHE_MAX_LEN = 256
 # Text shorter than this holds nothing the detectors look for: scan() returns it as it is
@@ -93,6 +101,32 @@ def _email_facts(local: str, domain: str) -> tuple[str, str]:
     return mask_email_parts(local, domain), "email:" + normalize_email(plain, domain)
 
 
+def _mask_display_name(before: str) -> str:
+    """``before`` (text up to an address's ``<``) with the display name it ends with masked
+    like a name: a quoted one, or the capitalized words just before the ``<``."""
+    quoted = _QUOTED_NAME.search(before, max(0, len(before) - 120))
+    if quoted is not None:
+        start, end = quoted.span(2)
+        return before[:start] + mask_words(quoted.group(2)) + before[end:]
+    words = _WORDS_NAME.search(before, max(0, len(before) - 120))
+    if words is None:
+        return before
+    parts = words.group(1).split()
+    count = 0
+    for word in reversed(parts):
+        if not word[0].isupper():
+            break
+        count += 1
+    if not count:
+        return before
+    name = " ".join(parts[-count:])
+    start = words.start(1) + words.group(1).rindex(name) if count < len(parts) else words.start(1)
+    end = start + len(name)
+    if before[start:end] != name:  # words separated by tabs or several spaces
+        return before
+    return before[:start] + mask_words(name) + before[end:]
+
+
 def _mask_emails(text: str, found: list[str]) -> str:
     out: list[str] = []
     last = 0
@@ -113,7 +147,11 @@ def _mask_emails(text: str, found: list[str]) -> str:
         tld = domain.rsplit(".", 1)[-1]
         if not (len(tld) >= 2 and (tld.isalpha() or tld.startswith("xn--"))):
             continue
-        out.append(text[last : pos - len(local)])
+        start = pos - len(local)
+        if start and text[start - 1] == "<":  # "Maria Santos <maria@x.com>": a display name
+            out.append(_mask_display_name(text[last:start]))
+        else:
+            out.append(text[last:start])
         mask, identity = _email_facts(local, domain)
         out.append(mask)
         found.append(identity)
@@ -124,12 +162,23 @@ def _mask_emails(text: str, found: list[str]) -> str:
     return "".join(out)
 
 
+def _mac(match: re.Match[str]) -> str:
+    # The maker's part (OUI) stays, the device's part is starred: "00:1a:2b:**:**:**".
+    mac, separator = match.group(0), match.group(1)
+    return mac[:9] + separator.join(["**"] * 3)
+
+
 def _ipv6(match: re.Match[str]) -> str:
     candidate = match.group(0)
     # Too short to be more than ``::``-style loopback or unspecified addresses (and shorter
     # than anything scan() looks at: the same text alone is returned as it is).
     if len(candidate) < SHORTEST_HIT or candidate.count(":") < 2:
         return candidate
+    mac = _MAC.fullmatch(candidate) if len(candidate) == 17 else None
+    if mac is not None:
+        return _mac(mac)
+    if "." in candidate and match.string.startswith("/", match.end()):
+        return candidate  # "::ffff:203.0.113.0/24": its IPv4 address is already masked
     return mask_ip(candidate.split("%", 1)[0]) or candidate
 
 
@@ -190,14 +239,21 @@ class TextScanner:
         if "%25" in text or "&" in text or "\\u" in text:
             text = _ENCODED_AT.sub("@", text)
         if "@" in text or "%40" in text:
+            if ":" in text:
+                text = credentials.mask_userinfo(text)
             text = _mask_emails(text, found)
         run = NUMBER_RUN.search(text)
         if run is not None:
             text = mask_numbers(text, found, run)
         if ":" in text:
-            text = mask_ipv6s(text)
+            text = mask_ipv6s(text)  # and MAC addresses written with colons
+        if text.count("-") >= 5:
+            text = _MAC.sub(_mac, text)
+        if ")=(" in text or "Duplicate entry '" in text:
+            text = keyvalues.mask_db_details(text)
         if ":" in text or "=" in text:
             text = keyvalues.mask_key_values(text)
+            text = keyvalues.mask_holder_values(text)
         if "</" in text or "--" in text:
             text = keyvalues.mask_markup_secrets(text)
         if len(text) >= 15:

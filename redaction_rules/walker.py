@@ -24,6 +24,7 @@ from redaction_rules.scanners import TextScanner
 MAX_DEPTH = 32
 NO_RULE = "no rule"
 _CACHE_MAX_LEN = 256
+_KEY_MAX_LEN = 120
 _CACHE_SIZE = 50_000
 # An operator's output and the emails/phones it found.
 CacheHit = tuple[str | None, tuple[str, ...]]
@@ -154,12 +155,17 @@ class Walk(ApplyContext):
             child = children.get(key)
             if child is None:
                 # Keys match case-insensitively (rules store them lower-cased), then "*".
-                child = (children.get(key.lower()) if type(key) is str else None) or any_key
+                child = children.get(key.lower()) if type(key) is str else None
                 if child is None:
-                    self.dropped += 1  # inlined _drop: most dropped keys need no path
-                    if explain:
-                        self._record(value, f"{prefix}.{key}" if prefix else key, NO_RULE)
-                    continue
+                    child = any_key
+                    if child is None:
+                        self.dropped += 1  # inlined _drop: most dropped keys need no path
+                        if explain:
+                            self._record(value, f"{prefix}.{key}" if prefix else key, NO_RULE)
+                        continue
+                    # A key no rule names is data too ({"maria@x.com": "ok"}), and the path
+                    # shows it: scanned like a kept value.
+                    key = self.scan(str(key), _KEY_MAX_LEN)
             path = f"{prefix}.{key}" if prefix else key
             rule = child.rule
             if rule is None:

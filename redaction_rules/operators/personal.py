@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from email.utils import parseaddr
 from typing import Any
 
 from pydantic import Field
@@ -18,11 +19,17 @@ class MaskEmail(Operator[NoParams]):
     name = "mask_email"
 
     def apply(self, value: Any, ctx: ApplyContext) -> str | None:
-        parts = masks.split_email(as_text(value))
+        text = as_text(value)
+        parts = masks.split_email(text)
+        name = ""
+        if parts is None and "<" in text:  # "Maria Santos <maria@x.com>" (RFC 5322 mailbox)
+            name, address = parseaddr(text[:400])
+            parts = masks.split_email(address) if address else None
         if parts is None:
             return "[invalid email]" if value else ""
         ctx.found.append("email:" + masks.normalize_email(*parts))
-        return masks.mask_email_parts(*parts)
+        masked = masks.mask_email_parts(*parts)
+        return f"{masks.mask_words(name)} <{masked}>" if name.strip() else masked
 
 
 class PhoneParams(NoParams):
