@@ -101,12 +101,17 @@ class AttemptOut(_Out):
 
     number: int
     started_at: datetime
-    finished_at: datetime | None = None
+    finished_at: datetime | None = Field(
+        default=None, description="None while running, or when a failed try never reported its end"
+    )
     state: StepState
     is_retry: bool
     wait_before_seconds: float | None = Field(
         default=None,
-        description="first attempt: time spent queued; a retry: delay since the previous try",
+        description=(
+            "first attempt: time spent queued; a retry: delay since the previous try ended (its "
+            "last event when its end was not reported)"
+        ),
     )
     error_code: str | None = None
     reason: str | None = None

@@ -135,8 +135,9 @@ class _Attempt:
             self.error_code = self.reason = None
 
     def fail_quietly(self, cause: TimelineEvent) -> None:
-        """Close an attempt that never reported its end: it failed at its last event."""
-        self.state, self.finished_at = StepState.FAILED, self.last_at
+        """Close an attempt that never reported its end: it failed, when is not known (the
+        next try says so; "finished" at its start would read as an instant failure)."""
+        self.state, self.finished_at = StepState.FAILED, None
         self.error_code = self.error_code or cause.error_code
         self.reason = self.reason or cause.reason
 
@@ -165,7 +166,8 @@ class _JobRun:
             cur.fail_quietly(event)
         if number is None:
             number = cur.number + 1 if cur else 1
-        prev_end = cur.finished_at if cur else self.queued_at
+        # From the previous try's end, or its last news when its end was not reported.
+        prev_end = (cur.finished_at or cur.last_at) if cur else self.queued_at
         wait = event.occurred_at - prev_end if prev_end is not None else None
         is_retry = cur is not None or number > 1
         new = _Attempt(number, event.occurred_at, is_retry, wait, event.occurred_at)

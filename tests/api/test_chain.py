@@ -142,6 +142,24 @@ def test_when_the_summary_is_rendered_then_it_holds_the_redacted_facts_support_c
     ]
 
 
+def test_when_a_try_never_reported_its_end_then_its_finish_is_unknown_not_its_start() -> None:
+    # Attempt 1 started at 10:00:02 and said nothing more; the retry 4 minutes later says it
+    # failed. "Finished 10:00:02" read as an instant failure: its end is unknown, and the
+    # wait before the retry is counted from its last news.
+    events = request() + email_job()
+    steps = build_chain(events, index_of(events), NOW, RETENTION).steps
+    job = next(s for s in steps if s.kind is StepKind.JOB)
+    first, second = job.attempt_history
+    assert (first.state, first.started_at, first.finished_at) == (
+        StepState.FAILED,
+        T0 + 2 * S,
+        None,
+    )
+    assert first.error_code == "SMTP_421"  # named by the retry
+    assert second.wait_before_seconds == 240.0
+    assert job.retry_delays_seconds == [240.0]
+
+
 def test_when_a_request_names_a_job_without_events_then_the_step_says_job_not_found() -> None:
     events = request(job_id="job_ghost")
     chain = build_chain(events, index_of(events), NOW, RETENTION)
