@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from email.utils import parseaddr
 from typing import Any
@@ -78,6 +79,24 @@ class MaskName(Operator[NoParams]):
 
     def apply(self, value: Any, ctx: ApplyContext) -> str | None:
         return masks.mask_words(as_text(value)[:200])
+
+
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}$")
+
+
+@register
+class MaskFileName(Operator[NoParams]):
+    """A file name masked like a name, its extension kept: ``Maria Santos - passport.pdf``
+    -> ``M**** S***** - p*******.pdf`` (support can still tell a CSV from a PDF)."""
+
+    name = "mask_file_name"
+
+    def apply(self, value: Any, ctx: ApplyContext) -> str | None:
+        text = as_text(value)[:200].strip()
+        extension = _EXTENSION.search(text)
+        if extension is None or extension.start() == 0:
+            return masks.mask_words(text)
+        return masks.mask_words(text[: extension.start()]) + extension.group(0).lower()
 
 
 class AddressParams(NoParams):

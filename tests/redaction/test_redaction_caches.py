@@ -81,5 +81,5 @@ def test_when_the_cache_fills_up_then_it_starts_afresh_and_outputs_stay_the_same
             event = _event("import_job.progress", {"file_name": f"contacts-{n}.csv"})
             outputs.append((round_, n, redactor.redact(event).fields["file_name"]))
         assert redactor._cache.size <= 3
-    # File names are masked like names (they carry them): "contacts-3.csv" -> "c*******-3****".
-    assert [text for _, _, text in outputs] == [f"c*******-{n}****" for n in range(10)] * 2
+    # File names are masked like names (they carry them), extension kept: "c*******-3.csv".
+    assert [text for _, _, text in outputs] == [f"c*******-{n}.csv" for n in range(10)] * 2

@@ -87,6 +87,22 @@ def test_when_last4_applied_then_only_the_tail_remains(
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
+        ("Maria Santos - passport.pdf", "M**** S***** - p*******.pdf"),
+        ("contacts-2026.CSV", "c*******-2***.csv"),  # support tells a CSV from a PDF
+        ("maria.santos", "m***********"),  # no extension (6 letters): masked as one word
+        (".env", ".***"),
+        ("notes", "n****"),
+    ],
+)
+def test_when_mask_file_name_applied_then_the_name_is_masked_and_the_extension_kept(
+    value: str, expected: str
+) -> None:
+    assert apply("mask_file_name", value)[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
         ("Maria Santos", "M**** S*****"),
         ("Jean-Luc O'Brien", "J***-L** O'B****"),  # hyphen and apostrophe split words
         ("José Núñez", "J*** N****"),  # non-ASCII

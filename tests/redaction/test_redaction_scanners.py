@@ -559,4 +559,4 @@ def test_when_a_file_name_carries_a_persons_name_then_it_is_masked_like_a_name()
             "data": {"file_name": "Maria Santos - passport.pdf"},
         }
     )
-    assert redactor.redact(event).fields == {"file_name": "M**** S***** - p***********"}
+    assert redactor.redact(event).fields == {"file_name": "M**** S***** - p*******.pdf"}
