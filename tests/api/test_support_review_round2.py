@@ -131,6 +131,14 @@ def _recovered() -> list[dict[str, Any]]:
     return [*events[:5], sent]
 
 
+GHOST, GHOST_JOB = "tr_review2_ghost", "job_review2_ghost"
+
+
+def _never_started() -> list[dict[str, Any]]:
+    # The signup names its email job, which never sent an event (three hours ago).
+    return signup_events(GHOST, CUSTOMER, GHOST_JOB, recent(180))[:1]
+
+
 @pytest.fixture(scope="module")
 def client(timeline_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     settings = api_settings(tmp_path_factory.mktemp("review2"))
@@ -141,6 +149,7 @@ def client(timeline_store: Store, tmp_path_factory: pytest.TempPathFactory) -> I
         # up to the retry that carried SMTP 421: the email job is still running, a minute old
         *signup_events(RETRYING, CUSTOMER, "job_review2_retrying", recent(6))[:5],
         *_recovered(),
+        *_never_started(),
     ]
     with TestClient(create_app(settings, store=timeline_store)) as c:
         store_events(c, events)
@@ -302,3 +311,13 @@ def test_when_an_email_matches_no_customer_then_the_page_says_only_retention_is_
     text = _text(page.text)
     assert "No customer used the email or phone number you typed" in text
     assert "Only activity within the retention period is searched" in text
+
+
+def test_when_a_job_never_started_then_its_step_and_page_say_it_once_each(
+    client: TestClient,
+) -> None:
+    trace = client.get(f"/support/traces/{GHOST}").text
+    assert "Background job · background job" not in _text(trace)
+    job_page = client.get(f"/support/jobs/{GHOST_JOB}").text
+    note = "no event of that job was received"
+    assert _text(job_page).count(note) == 1, _text(job_page)

@@ -74,6 +74,8 @@ def test_when_the_trace_page_is_printed_then_it_shows_the_redacted_story_and_no_
         expect(page.get_by_role("button", name=hidden)).to_be_hidden()
     expect(page.get_by_role("navigation", name="Main")).to_be_hidden()
     expect(page.locator("#summary-text")).to_be_visible()
+    # A printout passed around still says what it is.
+    expect(page.locator("footer.foot")).to_contain_text("redacted data")
 
 
 def test_when_the_server_log_is_read_after_all_views_then_it_holds_no_canary(
