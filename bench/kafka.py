@@ -313,6 +313,14 @@ def _phases(  # noqa: PLR0913 - one call site, the run's context
         f"{limited_by}; latency adds the processor's take window (up to "
         f"{BATCH_SECONDS:g} s), the {projector_batch} and the insert"
     )
+    sustained = float(result["events_per_s"])
+    result["limited_by_paced"] = (
+        f"over capacity: {result['offered_events_per_s']:,.0f} ev/s offered, {sustained:,.0f} "
+        "sustained in the same run, so events queue for the whole window and this is how long "
+        f"the queue grew, not the pipeline's latency; {result['limited_by']}"
+        if sustained < float(result["offered_events_per_s"])
+        else result["limited_by"]
+    )
     return result
 
 
