@@ -96,31 +96,27 @@ def _missing_job_step(
     Within the stuck limit of the naming event it is only not heard from yet (a worker picks
     it up, its first event is on its way): queued. After that it counts as never started.
     """
-    if now - referenced_by.occurred_at <= stuck_after:
-        return StepOut(
-            kind=StepKind.JOB,
-            label="Background job",
-            job_id=job_id,
-            request_id=referenced_by.request_id,
-            last_event_at=referenced_by.occurred_at,
-            state=StepState.QUEUED,
-            note=(
-                f"“{referenced_by.label}” names job {job_id}; no event of that job has arrived "
-                "yet: it is waiting for a worker. Without news for longer than the stuck limit "
-                "it counts as never started."
-            ),
+    waiting = now - referenced_by.occurred_at <= stuck_after
+    if waiting:
+        note = (
+            f"“{referenced_by.label}” names job {job_id}; no event of that job has arrived "
+            "yet: it is waiting for a worker. Without news for longer than the stuck limit "
+            "it counts as never started."
+        )
+    else:
+        note = (
+            f"“{referenced_by.label}” names job {job_id}, but no event of that job was "
+            "received: it may never have been queued or started."
         )
     return StepOut(
         kind=StepKind.JOB,
         label="Background job",
         job_id=job_id,
         request_id=referenced_by.request_id,
-        state=StepState.UNKNOWN,
-        broken_link=BrokenLink.JOB_NOT_FOUND,
-        note=(
-            f"“{referenced_by.label}” names job {job_id}, but no event of that job was "
-            "received: it may never have been queued or started."
-        ),
+        last_event_at=referenced_by.occurred_at if waiting else None,
+        state=StepState.QUEUED if waiting else StepState.UNKNOWN,
+        broken_link=None if waiting else BrokenLink.JOB_NOT_FOUND,
+        note=note,
     )
 
 
