@@ -7,6 +7,7 @@ the real processing step and the packaged redaction rules produce what the reads
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -191,6 +192,27 @@ def signup_events(
         },
     ]
     return events
+
+
+def recovered_signup_events(
+    trace_id: str, customer_id: str, job_id: str, at: datetime
+) -> list[dict[str, Any]]:
+    """The seed case up to its retry (which carried SMTP 421), then the email goes out."""
+    events = signup_events(trace_id, customer_id, job_id, at)
+    sent = {k: v for k, v in events[5].items() if k != "error"}
+    sent.update(event_id=f"{trace_id}_6", type="signup_email.sent", status="done")
+    return [*events[:5], sent]
+
+
+@contextmanager
+def support_client(store: Store, data_dir: Path, *posts: list[Any]) -> Iterator[TestClient]:
+    """The app on ``store`` after each list in ``posts`` was stored (one request each), with a
+    client signed in to the support page as the support user."""
+    with TestClient(create_app(api_settings(data_dir), store=store)) as client:
+        for events in posts:
+            store_events(client, events)
+        assert client.post("/support/login", data={"token": SUPPORT}).status_code == 200
+        yield client
 
 
 def recent(minutes: int = 30) -> datetime:

@@ -13,15 +13,12 @@ from fastapi.testclient import TestClient
 
 from projectors.rows import CustomerContact, contact_from
 from projectors.store import Store
-from query_api.app import create_app
 from tests.api.conftest import (
     RAW_EMAIL,
     SERVICE,
-    SUPPORT,
-    api_settings,
     recent,
     signup_events,
-    store_events,
+    support_client,
 )
 
 CUSTOMER = "c_overview"
@@ -38,11 +35,10 @@ def client(timeline_store: Store, tmp_path_factory: pytest.TempPathFactory) -> I
         *signup_events(TRACES[1], CUSTOMER, "job_over_2", START + timedelta(hours=2)),
         *signup_events(TRACES[2], CUSTOMER, "job_over_3", later, email_job=False),
     ]
-    settings = api_settings(tmp_path_factory.mktemp("overview"))
-    with TestClient(create_app(settings, store=timeline_store)) as c:
-        for body in (events, events[:6]):  # the second post re-sends the first trace
-            store_events(c, body)
-        assert c.post("/support/login", data={"token": SUPPORT}).status_code == 200
+    # two posts: the second re-sends the first trace
+    with support_client(
+        timeline_store, tmp_path_factory.mktemp("overview"), events, events[:6]
+    ) as c:
         yield c
 
 

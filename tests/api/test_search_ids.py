@@ -13,8 +13,13 @@ from fastapi.testclient import TestClient
 
 from projectors.reads import AccessLogQuery
 from projectors.store import Store
-from query_api.app import create_app
-from tests.api.conftest import SERVICE, SUPPORT, api_settings, recent, signup_events, store_events
+from tests.api.conftest import (
+    SERVICE,
+    recent,
+    signup_events,
+    store_events,
+    support_client,
+)
 
 TRACE = "CHK-7731-ab"  # a trace ID some other system minted, without our prefix
 JOB = "mailer-4471"
@@ -31,11 +36,7 @@ def _events() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def client(timeline_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = api_settings(tmp_path_factory.mktemp("search"))
-    with TestClient(create_app(settings, store=timeline_store)) as c:
-        store_events(c, _events())
-        signed_in = c.post("/support/login", data={"token": SUPPORT, "next": "/support"})
-        assert signed_in.status_code == 200
+    with support_client(timeline_store, tmp_path_factory.mktemp("search"), _events()) as c:
         yield c
 
 

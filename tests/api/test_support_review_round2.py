@@ -15,9 +15,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from projectors.store import Store
-from query_api.app import create_app
 from query_api.pages_view import utc_time
-from tests.api.conftest import SUPPORT, api_settings, recent, signup_events, store_events
+from tests.api.conftest import (
+    SUPPORT,
+    recent,
+    recovered_signup_events,
+    signup_events,
+    support_client,
+)
 
 CUSTOMER = "c_review2"
 LOGIN, STUCK, PAYMENT = "tr_review2_login", "tr_review2_stuck", "tr_review2_payment"
@@ -123,14 +128,6 @@ def _payment() -> list[dict[str, Any]]:
     ]
 
 
-def _recovered() -> list[dict[str, Any]]:
-    # The seed case up to its retry (which carried SMTP 421), then the email goes out.
-    events = signup_events(RECOVERED, CUSTOMER, "job_review2_recovered", recent(10))
-    sent = {k: v for k, v in events[5].items() if k != "error"}
-    sent.update(event_id=f"{RECOVERED}_6", type="signup_email.sent", status="done")
-    return [*events[:5], sent]
-
-
 GHOST, GHOST_JOB = "tr_review2_ghost", "job_review2_ghost"
 
 
@@ -141,19 +138,16 @@ def _never_started() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def client(timeline_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = api_settings(tmp_path_factory.mktemp("review2"))
     events = [
         *_login_failed(),
         *_stuck_import(),
         *_payment(),
         # up to the retry that carried SMTP 421: the email job is still running, a minute old
         *signup_events(RETRYING, CUSTOMER, "job_review2_retrying", recent(6))[:5],
-        *_recovered(),
+        *recovered_signup_events(RECOVERED, CUSTOMER, "job_review2_recovered", recent(10)),
         *_never_started(),
     ]
-    with TestClient(create_app(settings, store=timeline_store)) as c:
-        store_events(c, events)
-        assert c.post("/support/login", data={"token": SUPPORT}).status_code == 200
+    with support_client(timeline_store, tmp_path_factory.mktemp("review2"), events) as c:
         yield c
 
 

@@ -6,42 +6,35 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from projectors.store import Store
-from query_api.app import create_app
 from query_api.pages_render import STATIC_DIR
-from tests.api.conftest import SUPPORT, api_settings, recent, signup_events, store_events
+from tests.api.conftest import (
+    SUPPORT,
+    recent,
+    recovered_signup_events,
+    signup_events,
+    support_client,
+)
 
 FAILED, RECOVERED, ANCIENT = "tr_wording_failed", "tr_wording_recovered", "tr_wording_ancient"
 RUNNING = "tr_wording_running"
 CUSTOMER = "c_wording"
 
 
-def _recovered() -> list[dict[str, Any]]:
-    # The seed case up to its retry (which carried SMTP 421), then the email goes out.
-    events = signup_events(RECOVERED, CUSTOMER, "job_wording_recovered", recent())
-    sent = {k: v for k, v in events[5].items() if k != "error"}
-    sent.update(event_id=f"{RECOVERED}_6", type="signup_email.sent", status="done")
-    return [*events[:5], sent]
-
-
 @pytest.fixture(scope="module")
 def client(timeline_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = api_settings(tmp_path_factory.mktemp("wording"))
     events = [
         *signup_events(FAILED, CUSTOMER, "job_wording_failed", recent()),
-        *_recovered(),
+        *recovered_signup_events(RECOVERED, CUSTOMER, "job_wording_recovered", recent()),
         # up to the retry: the email job is still running
         *signup_events(RUNNING, CUSTOMER, "job_wording_running", recent())[:5],
         *signup_events(ANCIENT, "c_wording_old", "job_wording_old", recent() - timedelta(days=420)),
     ]
-    with TestClient(create_app(settings, store=timeline_store)) as c:
-        store_events(c, events)
-        assert c.post("/support/login", data={"token": SUPPORT}).status_code == 200
+    with support_client(timeline_store, tmp_path_factory.mktemp("wording"), events) as c:
         yield c
 
 

@@ -13,8 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from projectors.store import Store
-from query_api.app import create_app
-from tests.api.conftest import SUPPORT, api_settings, recent, store_events
+from tests.api.conftest import SUPPORT, recent, support_client
 
 CUSTOMER = "c_status_lines"
 T = recent(minutes=120)  # long enough ago that a job still running is stuck
@@ -85,10 +84,7 @@ def _events() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def client(timeline_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = api_settings(tmp_path_factory.mktemp("status_lines"))
-    with TestClient(create_app(settings, store=timeline_store)) as c:
-        store_events(c, _events())
-        assert c.post("/support/login", data={"token": SUPPORT}).status_code == 200
+    with support_client(timeline_store, tmp_path_factory.mktemp("status_lines"), _events()) as c:
         yield c
 
 
