@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from ingest.schema import Lane
 from query_api.models import BrokenLink, StepKind, StepOut, StepState, TraceChain, TraceStatus
+from query_api.summary import failed_label
 from redaction_rules.escalation import EscalationHint, EscalationRules, TraceFacts, evaluate
 
 _STATE_WORDS = {
@@ -146,8 +147,7 @@ def _finished(chain: TraceChain) -> str:
     if requests:
         last = requests[-1]
         if last.state is StepState.FAILED:
-            # "Customer login failed" is already a failure: never "... failed is failed".
-            what = last.label if last.label.lower().endswith("failed") else f"{last.label} failed"
+            what = failed_label(last.label)  # never "Customer login failed is failed"
             why = f": {last.reason}" if last.reason else ""
             return f"No: {what} at {utc_time(last.finished_at or last.started_at)}{why}."
         return f"No: {last.label} is {state_word(last.state).lower()}."

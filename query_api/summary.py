@@ -46,7 +46,8 @@ def _main_job(steps: Sequence[StepOut]) -> StepOut | None:
     return pick[0] if pick else None
 
 
-def _failed(label: str) -> str:
+def failed_label(label: str) -> str:
+    """``label`` saying it failed, once: "Customer login failed", never "... failed failed"."""
     return label if label.lower().endswith("failed") else f"{label} failed"
 
 
@@ -61,14 +62,14 @@ def _headline(status: TraceStatus, steps: Sequence[StepOut], job: StepOut | None
     if job is None:
         failed = next((s for s in steps if s.state is StepState.FAILED), None)
         if failed is not None:
-            return _failed(failed.label) + (f": {failed.reason}" if failed.reason else "")
+            return failed_label(failed.label) + (f": {failed.reason}" if failed.reason else "")
         return first if status is TraceStatus.DONE else f"{first}: {status.value}"
     if job.broken_link is BrokenLink.JOB_NOT_FOUND:
         return f"{first}, but job {job.job_id} was not found"
     after = f" after {_retries(job.retries)}" if job.retries else ""
     if job.state is StepState.FAILED:
         why = job.reason or job.error_code
-        return f"{_failed(job.label)}{after}" + (f": {why}" if why else "")
+        return f"{failed_label(job.label)}{after}" + (f": {why}" if why else "")
     if job.stuck:
         return (
             f"{job.label} is stuck in {job.state.value}, no news since {_hhmm(job.last_event_at)}"
