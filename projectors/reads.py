@@ -31,6 +31,7 @@ from projectors.rows import (
     VIEW_COLUMNS,
     AccessRecord,
     CustomerContact,
+    CustomerMatch,
     CustomerProblem,
     CustomerTrace,
     DeadLetter,
@@ -488,22 +489,23 @@ class StoreReads:
 
     def customers_by_lookup_key(self, lookup_key: str, *, now: datetime | None = None) -> list[str]:
         """Customer ids whose kept emails/phones hash to ``lookup_key`` within retention."""
-        return self.customers_by_lookup_keys([lookup_key], now=now)
+        return sorted(m.customer_id for m in self.customers_by_lookup_keys([lookup_key], now=now))
 
     def customers_by_lookup_keys(
         self, lookup_keys: Sequence[str], *, now: datetime | None = None
-    ) -> list[str]:
-        """Customer ids whose kept emails/phones hash to any of ``lookup_keys`` (one value's
-        token under the current and the retired HMAC keys) within retention."""
+    ) -> list[CustomerMatch]:
+        """Customers whose kept emails/phones hash to any of ``lookup_keys`` (one value's
+        token under the current and the retired HMAC keys) within retention, the one seen
+        last with it first."""
         if not lookup_keys:
             return []
         sql = (
-            "SELECT DISTINCT customer_id FROM customer_lookup "  # noqa: S608
+            "SELECT customer_id, max(last_seen) AS seen FROM customer_lookup "  # noqa: S608
             f"WHERE lookup_key IN {{keys:Array(String)}} AND last_seen >= {{since:{_TS}}} "
-            "ORDER BY customer_id"
+            "GROUP BY customer_id ORDER BY seen DESC, customer_id"
         )
         rows = self._rows(sql, {"keys": list(lookup_keys), "since": self._cutoff(now)})
-        return [str(row[0]) for row in rows]
+        return [CustomerMatch(str(customer), utc(seen)) for customer, seen in rows]
 
     def raw_events(self, trace_id: str) -> list[RawEvent]:
         """Restricted: the raw events of a trace still within raw retention, oldest first."""

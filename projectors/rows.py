@@ -363,6 +363,14 @@ class SubjectMatch:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerMatch:
+    """A customer whose kept email or phone hashed to a looked-up key (``customer_lookup``)."""
+
+    customer_id: str
+    last_seen: datetime  # the customer's latest event carrying that email or phone
+
+
+@dataclass(frozen=True, slots=True)
 class TraceIndexRow:
     """That an event existed, without its content: kept after the timeline TTL removes it."""
 

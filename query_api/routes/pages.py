@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from itertools import zip_longest
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import Response
@@ -229,6 +229,8 @@ def search(
             named = store.traces_naming(value.lower(), now=now)
         if named:
             log.record_each("subject_lookup", [m.trace_id for m in named])
+            if len(named) == 1:  # one trace: open it (no list of one to click through)
+                return redirect(f"/support/traces/{quote(named[0].trace_id, safe='')}")
             return _shown(request, user, named=named)
         if kind is QueryKind.AMBIGUOUS:
             kind = QueryKind.CONTACT  # digits only and no ID matches: a phone number
@@ -259,10 +261,12 @@ def search(
         error = "That is not a valid email address or phone number."
         return show(request, user, "search.html", 400, matches=None, error=error)
     matches = store.customers_by_lookup_keys(keys, now=now)
-    if matches:
-        log.record_each("customer_lookup", matches)
-    else:
+    if not matches:
         log.record("customer_lookup", "no match")
+        return _shown(request, user, matches=matches)
+    log.record_each("customer_lookup", [m.customer_id for m in matches])
+    if len(matches) == 1:  # one customer: open their page
+        return redirect(f"/support/customers/{quote(matches[0].customer_id, safe='')}")
     return _shown(request, user, matches=matches)
 
 

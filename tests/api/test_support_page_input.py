@@ -46,6 +46,8 @@ def app(timeline_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Fast
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as c:
         store_events(c, signup_events(TRACE, CUSTOMER, JOB, recent()))
+        # A second account with the same email, so a lookup lists customers (one would open).
+        store_events(c, signup_events(f"{TRACE}x", f"{CUSTOMER}_b", f"{JOB}_b", recent()))
         assert c.post("/support/login", data={"token": SUPPORT}).status_code == 200
         yield c
 
@@ -176,6 +178,9 @@ def test_when_a_lookup_finds_customers_then_the_result_is_a_get_page_without_wha
         page = client.get(location)
         assert page.status_code == 200
         assert f'href="/support/customers/{CUSTOMER}"' in page.text
+        assert f'href="/support/customers/{CUSTOMER}_b"' in page.text
+        assert "2 customers used the email or phone number you typed" in page.text
+        assert page.text.count("last used it") == 2
         assert RAW_EMAIL not in page.text
     assert _logged(timeline_store, CUSTOMER) == before
 
