@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from query_api.pages_auth import RateLimiter, SessionSigner
 from query_api.pages_results import SearchResults
 from query_api.pages_view import duration, field_label, lane_word, state_word, utc_time
-from query_api.summary import error_outcome, order_ids
+from query_api.summary import error_outcome, missing_customer, order_ids
 from redaction_rules.engine import Redactor
 from safetrail.settings import Role, Settings
 
@@ -93,6 +93,7 @@ def _environment(versions: dict[str, str]) -> jinja2.Environment:
         lane_word=lane_word,
         order_ids=order_ids,  # the page and the copied summary name the same orders
         error_outcome=error_outcome,  # and say the same of the last error
+        missing_customer=missing_customer,  # and of a customer no event names
     )
     env.globals["static_url"] = lambda name: f"{STATIC_PREFIX}/{name}?v={versions[name]}"
     return env

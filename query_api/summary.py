@@ -159,6 +159,15 @@ def error_outcome(status: TraceStatus) -> str:
     return " (not recovered yet)"
 
 
+def missing_customer(status: TraceStatus) -> str:
+    """What to say when no stored event names the trace's customer: past retention the
+    customer went with the events (the index kept for the chain holds no customer); otherwise
+    the trace's events never named one (system work, a signed-out visitor)."""
+    if status is TraceStatus.UNKNOWN:
+        return "Not kept (removed by retention)"
+    return "Not named by its events"
+
+
 def order_ids(chain: TraceChain) -> list[str]:
     """The order IDs the trace's events named, in the order they first appeared."""
     return list(dict.fromkeys(e.order_id for e in chain.events if e.order_id))
@@ -169,7 +178,7 @@ def render_summary_text(chain: TraceChain) -> str:
     Last retry."""
     s = chain.summary
     job = _main_job(chain.steps)
-    lines = [f"Customer ID: {s.customer_id or 'unknown'}", f"Trace: {s.trace_id}"]
+    lines = [f"Customer ID: {s.customer_id or missing_customer(s.status)}", f"Trace: {s.trace_id}"]
     # The order ID is often all a customer gives; the ticket should carry it back.
     orders = order_ids(chain)
     if orders:

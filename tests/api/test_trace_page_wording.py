@@ -56,6 +56,21 @@ def test_when_every_event_of_a_trace_is_past_retention_then_finished_says_so(
     assert _fact(page, "Finished") == "Unknown (removed by retention)"
 
 
+def test_when_a_trace_is_past_retention_then_its_customer_is_said_removed_not_unknown(
+    client: TestClient,
+) -> None:
+    # The index kept for a trace past retention holds no customer: say why none is shown.
+    page = client.get(f"/support/traces/{ANCIENT}").text
+    summary = client.get(
+        f"/v1/traces/{ANCIENT}/summary.txt", headers={"Authorization": f"Bearer {SUPPORT}"}
+    ).text
+
+    assert _fact(page, "Customer ID") == "Not kept (removed by retention)"
+    assert summary.splitlines()[0] == "Customer ID: Not kept (removed by retention)"
+    fresh = client.get(f"/support/traces/{RUNNING}").text
+    assert f'href="/support/customers/{CUSTOMER}"' in _fact(fresh, "Customer ID")
+
+
 def test_when_a_trace_is_running_then_finished_still_says_not_finished(
     client: TestClient,
 ) -> None:

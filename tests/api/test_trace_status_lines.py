@@ -23,6 +23,7 @@ TR_TIE = "tr_status_tie"  # queued, started and failed in one instant
 TR_NEVER = "tr_status_never"  # the signup names an email job that never started
 TR_STUCK = "tr_status_stuck"  # the email job started two hours ago, no news since
 TR_NO_CUSTOMER = "tr_status_nocust"  # the job's events do not carry the customer's ID
+TR_ANONYMOUS = "tr_status_anon"  # no event names a customer (a nightly job)
 
 
 def _event(trace: str, eid: str, type_: str, at: datetime, **extra: Any) -> dict[str, Any]:
@@ -77,6 +78,9 @@ def _events() -> list[dict[str, Any]]:
             "ev_stuck_1", "started", T + 31 * S, status="running", attempt=1
         ),
         _signup(TR_NO_CUSTOMER, "job_status_nocust", T + 40 * S),  # no status of its own
+        job(TR_ANONYMOUS, "job_status_anon", customer=None)(
+            "ev_anon_a", "sent", T + 50 * S, status="done"
+        ),
         nocust("ev_nocust_1", "started", T + 41 * S, status="running", attempt=1),
         nocust("ev_nocust_2", "failed", T + 42 * S, status="failed", attempt=1, error=timeout),
     ]
@@ -155,3 +159,7 @@ def test_when_a_fresh_trace_holds_only_system_work_then_the_page_does_not_blame_
     page = client.get(f"/support/traces/{TR_TIE}").text  # a job's events, nothing else
     assert "this trace holds only system work; no customer action was recorded" in page
     assert "older than retention" not in page and "removed by retention" not in page
+    # A trace whose events name no customer says so (was "Unknown", as past retention).
+    nameless = client.get(f"/support/traces/{TR_ANONYMOUS}").text
+    customer = re.search(r"<dt>Customer ID</dt><dd>(.*?)</dd>", nameless, re.S)
+    assert customer is not None and customer.group(1) == "Not named by its events"
