@@ -19,10 +19,15 @@ log = logging.getLogger(__name__)
 class HttpSink:
     """Buffers events and posts them in batches; the collector answers after they are durable.
 
-    Retries connection errors and 5xx answers with backoff until ``flush``'s timeout, keeping
-    the events buffered; a full buffer raises ``BufferFullError`` instead of dropping. Events
-    the collector rejects (bad input) are kept server-side with a reason; their results are
-    collected in ``rejected`` so the service can see them too.
+    Retries connection errors, timeouts and 5xx/429 answers with backoff until ``flush``'s
+    timeout, keeping the events buffered; a full buffer raises ``BufferFullError`` instead of
+    dropping. Each event is serialised by ``send``, so one that is not JSON (a ``Decimal``, a
+    ``set``) fails the call that emits it instead of every later flush. A batch the collector
+    finds too large (413) or unreadable (400) is split until the event at fault stands alone;
+    that event is moved to ``refused`` with the answer (nothing else is held up behind it) and
+    ``flush`` raises ``DeliveryError`` once the rest is delivered. Events the collector rejects
+    (bad input) are kept server-side with a reason; their results are logged as warnings and
+    collected in ``rejected`` so the service can see them too. Safe to use from many threads.
     """
 
     def __init__(
@@ -39,48 +44,84 @@ class HttpSink:
         self.max_buffer = max_buffer
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self._client = client or httpx.Client(timeout=30.0)
-        self._buffer: list[Mapping[str, Any]] = []
+        self._buffer: list[bytes] = []
         self._lock = threading.Lock()
+        # One flush at a time: two would post the same head of the buffer and then each
+        # delete a batch from it, dropping events nobody sent.
+        self._flushing = threading.Lock()
         self.accepted = 0
         self.rejected: list[dict[str, Any]] = []
+        # (event as JSON, the collector's answer) for events the collector would not take.
+        self.refused: list[tuple[bytes, str]] = []
 
     def send(self, event: Mapping[str, Any]) -> None:
-        """Buffer one event; posts a batch when the batch size is reached."""
+        """Buffer one event; posts a batch when the batch size is reached.
+
+        Raises ``TypeError`` (nothing buffered) when the event cannot be serialised as JSON.
+        """
+        value = orjson.dumps(event)
         with self._lock:
             if len(self._buffer) >= self.max_buffer:
                 raise BufferFullError(
                     f"{len(self._buffer)} events buffered and the collector at {self.url} "
                     "is not taking them; call flush() and check the collector"
                 )
-            self._buffer.append(event)
+            self._buffer.append(value)
             full = len(self._buffer) >= self.batch_size
         if full:
             self.flush()
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Post every buffered event; raise ``DeliveryError`` if the collector stays unreachable."""
+        """Post every buffered event; raise ``DeliveryError`` if the collector stays unreachable
+        (the events stay buffered) or refused some events (they are kept in ``refused``)."""
         deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                batch = self._buffer[: self.batch_size]
-            if not batch:
-                return
-            self._post(batch, deadline)
-            with self._lock:
-                del self._buffer[: len(batch)]
+        refused: list[tuple[bytes, str]] = []
+        with self._flushing:
+            while True:
+                with self._lock:
+                    batch = self._buffer[: self.batch_size]
+                if not batch:
+                    break
+                refused_now = self._post(batch, deadline)
+                with self._lock:
+                    del self._buffer[: len(batch)]
+                    self.refused.extend(refused_now)
+                refused += refused_now
+        if refused:
+            raise DeliveryError(
+                f"the collector refused {len(refused)} events ({refused[0][1]}); they are kept "
+                "in HttpSink.refused"
+            )
 
-    def _post(self, batch: list[Mapping[str, Any]], deadline: float) -> None:
-        body = orjson.dumps(batch)
+    def _post(self, batch: list[bytes], deadline: float) -> list[tuple[bytes, str]]:
+        """Deliver ``batch``; return the events the collector refuses even alone."""
+        body = b"[" + b",".join(batch) + b"]"
         delay = 0.1
         while True:
+            # No single attempt outlasts flush's timeout (a hung collector would otherwise
+            # hold flush, and a service's shutdown, for the client's whole timeout).
+            remaining = max(0.1, deadline - time.monotonic())
             try:
-                resp = self._client.post(self.url, content=body, headers=self._headers)
+                resp = self._client.post(
+                    self.url, content=body, headers=self._headers, timeout=remaining
+                )
+            except httpx.TimeoutException as exc:
+                problem = f"collector did not answer in time: {exc}"
             except httpx.TransportError as exc:
                 problem = f"collector unreachable: {exc}"
             else:
                 if resp.status_code == 202:
                     self._record(resp.json())
-                    return
+                    return []
+                if resp.status_code in (400, 413):
+                    # The body as a whole (its size, its nesting): split it until the event
+                    # at fault stands alone, so the others are not held up behind it.
+                    answer = f"collector refused ({resp.status_code}): {resp.text[:300]}"
+                    if len(batch) == 1:
+                        log.warning("%s; event kept in HttpSink.refused", answer)
+                        return [(batch[0], answer)]
+                    half = len(batch) // 2
+                    return self._post(batch[:half], deadline) + self._post(batch[half:], deadline)
                 if resp.status_code < 500 and resp.status_code != 429:
                     raise DeliveryError(
                         f"collector refused the batch ({resp.status_code}): {resp.text[:300]}"
@@ -93,10 +134,14 @@ class HttpSink:
             delay = min(delay * 2, 5.0)
 
     def _record(self, answer: dict[str, Any]) -> None:
-        self.accepted += int(answer.get("accepted", 0))
-        for result in answer.get("results", []):
-            if result.get("status") == "rejected":
-                self.rejected.append(result)
+        rejected = [r for r in answer.get("results", []) if r.get("status") == "rejected"]
+        for result in rejected:
+            log.warning(
+                "collector rejected event %s: %s", result.get("event_id"), result.get("reason")
+            )
+        with self._lock:
+            self.accepted += int(answer.get("accepted", 0))
+            self.rejected.extend(rejected)
 
     def close(self) -> None:
         """Flush what is buffered and close the HTTP client."""

@@ -100,8 +100,21 @@ class KafkaSink:
         self.send_bytes(orjson.dumps(dict(event)), key)
 
     def send_bytes(self, value: bytes, key: bytes | None) -> None:
-        """Queue one already-serialised event (the collector forwards request bodies as is)."""
-        self._raise_undelivered()
+        """Queue one already-serialised event (the collector forwards request bodies as is).
+
+        While earlier events are undelivered this event is not produced either: it joins them
+        in ``undelivered`` (kept, and resent by ``resend_undelivered``) and ``DeliveryError``
+        is raised, as the error says.
+        """
+        with self._lock:
+            held = bool(self.undelivered)
+            if held:
+                self.undelivered.append((value, key, "not sent: earlier events failed"))
+        if held:
+            self._raise_undelivered()
+        self._send(value, key)
+
+    def _send(self, value: bytes, key: bytes | None) -> None:
         try:
             self._produce(value, key)
         except BufferError:
@@ -188,7 +201,7 @@ class KafkaSink:
             failed, self.undelivered = self.undelivered, []
         for i, (value, key, _reason) in enumerate(failed):
             try:
-                self.send_bytes(value, key)
+                self._send(value, key)
             except DeliveryError:
                 with self._lock:
                     self.undelivered[:0] = failed[i:]

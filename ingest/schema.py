@@ -40,10 +40,26 @@ EventType = Annotated[
 ]
 
 
+# The timeline's retention TTL counts from ``occurred_at`` in ClickHouse ``DateTime``, which
+# ends in February 2106: a later time wraps around, reads as long expired, and the accepted
+# event vanished from the timeline without a word. A fixed bound (not "now + skew") keeps
+# ``process`` pure, so the collector, the Kafka processor and a replay give one verdict.
+LATEST_OCCURRED_AT = datetime(2100, 1, 1, tzinfo=UTC)
+
+
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("occurred_at needs a timezone (use Z or +00:00)")
-    return value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is past the last representable instant
+        raise ValueError("occurred_at is out of range once converted to UTC") from None
+    if value >= LATEST_OCCURRED_AT:
+        raise ValueError(
+            "occurred_at is too far in the future (the latest accepted is 2099-12-31): "
+            "send when the event happened"
+        )
+    return value
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]

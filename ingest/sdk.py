@@ -16,8 +16,19 @@ Typical use in a web handler and a worker::
         emitter.emit("signup_email.retry", status="running", attempt=2)
 
 The trace ID is short (``tr_`` + 16 base32 characters, 80 random bits) so support can copy it
-from a ticket, and it travels through ``contextvars`` (threads and asyncio tasks alike) and HTTP
-headers (``X-Trace-Id``; a W3C ``traceparent`` from OpenTelemetry is honoured on the way in).
+from a ticket, and it travels through ``contextvars`` and HTTP or queue headers (``X-Trace-Id``;
+a W3C ``traceparent`` from OpenTelemetry is honoured on the way in). Each thread and each asyncio
+task has its own current trace: a task (and ``asyncio.to_thread``) starts with a copy of its
+creator's, but a new ``threading.Thread``, a ``ThreadPoolExecutor`` job or
+``loop.run_in_executor`` starts with none. Hand the ID over explicitly there::
+
+    with trace() as trace_id:
+        pool.submit(work, trace_id)      # def work(trace_id): with trace(trace_id): ...
+    # or run the function inside a copy of the context:
+    pool.submit(contextvars.copy_context().run, work)
+
+Kafka clients deliver headers as a list of ``(name, bytes)`` pairs (or ``None``):
+``extract_trace_id(message.headers())`` takes them as they come.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ import base64
 import contextvars
 import re
 import secrets
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -34,7 +45,8 @@ from typing import Any, Protocol
 TRACE_HEADER = "X-Trace-Id"
 TRACEPARENT_HEADER = "traceparent"
 _TRACE_RE = re.compile(r"^tr_[a-z2-7]{16}$")
-_TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+# version-trace_id-parent_id-flags; a later version may append fields ("-..."), version 00 not.
+_TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-[^\s]*)?$")
 
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "safetrail_trace_id", default=None
@@ -63,20 +75,55 @@ def trace_id_from_traceparent(value: str) -> str | None:
     propagated by OpenTelemetry join up without extra headers.
     """
     match = _TRACEPARENT_RE.match(value.strip().lower())
-    if match is None or set(match.group(1)) == {"0"}:
+    if match is None:
         return None
-    raw = bytes.fromhex(match.group(1))[:10]
+    version, trace_hex, parent_hex, rest = match.groups()
+    # Invalid per W3C trace context: version ff, an all-zero trace or parent ID, and fields
+    # after the flags in version 00.
+    if version == "ff" or (version == "00" and rest) or set(trace_hex) == {"0"}:
+        return None
+    if set(parent_hex) == {"0"}:
+        return None
+    raw = bytes.fromhex(trace_hex)[:10]
     return "tr_" + base64.b32encode(raw).decode().lower()
 
 
-def extract_trace_id(headers: Mapping[str, str]) -> str | None:
-    """Read the trace ID from incoming headers (``X-Trace-Id`` first, then ``traceparent``)."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    value = lowered.get(TRACE_HEADER.lower())
-    if value and _TRACE_RE.match(value.strip()):
-        return value.strip()
-    parent = lowered.get(TRACEPARENT_HEADER)
-    return trace_id_from_traceparent(parent) if parent else None
+Headers = Mapping[str, Any] | Iterable[tuple[str | bytes, Any]]
+
+
+def _header_text(value: object) -> str | None:
+    """A header name or value as text; ``None`` for what no valid trace header can be."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        try:
+            return bytes(value).decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    return value if isinstance(value, str) else None
+
+
+def extract_trace_id(headers: Headers | None) -> str | None:
+    """Read the trace ID from incoming headers (``X-Trace-Id`` first, then ``traceparent``).
+
+    ``headers`` is a mapping (HTTP frameworks) or a sequence of ``(name, value)`` pairs (Kafka
+    clients, which may also give ``None``); names match in any case and values may be ``str``
+    or ``bytes``. A value that is not a valid trace ID is ignored, never trusted.
+    """
+    if headers is None:
+        return None
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    found: dict[str, list[str]] = {}
+    for name, value in pairs:
+        key, text = _header_text(name), _header_text(value)
+        if key is not None and text is not None:
+            found.setdefault(key.lower(), []).append(text.strip())
+    for value in found.get(TRACE_HEADER.lower(), []):
+        if _TRACE_RE.match(value):
+            return value
+    for value in found.get(TRACEPARENT_HEADER, []):
+        trace_id = trace_id_from_traceparent(value)
+        if trace_id is not None:
+            return trace_id
+    return None
 
 
 def inject_headers(headers: MutableMapping[str, str]) -> MutableMapping[str, str]:
@@ -135,11 +182,20 @@ class Emitter:
         """Emit one raw event in the current trace and return it as sent.
 
         Raises ``LookupError`` when no trace is active and none is given: an event without a
-        trace cannot be followed by support, so it is refused here rather than later.
+        trace cannot be followed by support, so it is refused here rather than later. Raises
+        ``ValueError`` for an ``occurred_at`` without a timezone, which the event contract
+        refuses too (it is never guessed to be local time or UTC).
         """
         tid = trace_id or current_trace_id()
         if tid is None:
-            raise LookupError("no active trace: wrap the call in `with trace(...)`")
+            raise LookupError(
+                "no active trace: wrap the call in `with trace(...)`, or pass trace_id=; a new "
+                "thread or executor job does not inherit the caller's trace (see ingest.sdk)"
+            )
+        if occurred_at is not None and occurred_at.utcoffset() is None:
+            raise ValueError(
+                "occurred_at needs a timezone: use datetime.now(UTC) or an aware datetime"
+            )
         when = (occurred_at or datetime.now(UTC)).astimezone(UTC)
         event: dict[str, Any] = {
             "event_id": event_id or new_event_id(),
