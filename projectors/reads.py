@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest.schema import Lane, RawEvent, TimelineEvent
+from ingest.schema import Lane, TimelineEvent
 from projectors.access_writer import AccessWriter
 from projectors.clients import ClientPool
 from projectors.retention import RetentionPolicy
@@ -506,18 +506,6 @@ class StoreReads:
         )
         rows = self._rows(sql, {"keys": list(lookup_keys), "since": self._cutoff(now)})
         return [CustomerMatch(str(customer), utc(seen)) for customer, seen in rows]
-
-    def raw_events(self, trace_id: str) -> list[RawEvent]:
-        """Restricted: the raw events of a trace still within raw retention, oldest first."""
-        sql = (
-            "SELECT payload FROM (SELECT event_id, occurred_at, payload FROM raw_events "
-            "WHERE trace_id = {trace_id:String} "
-            "ORDER BY event_id, received_at DESC LIMIT 1 BY event_id) "
-            "ORDER BY occurred_at, event_id"
-        )
-        rows = self._rows(sql, {"trace_id": trace_id})
-        # Payloads are stored as sent; a missing event_id is derived again, as at ingest.
-        return [RawEvent.model_validate_json(row[0]).with_event_id() for row in rows]
 
     def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
         """Restricted: the most recent dead letters, newest first."""

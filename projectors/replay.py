@@ -20,6 +20,7 @@ whether it finished or failed.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +35,27 @@ from projectors.store import Store
 from redaction_rules.engine import Redactor
 
 Progress = Callable[[int], None]
+
+MIN_REASON, MAX_REASON = 3, 200
+# Line breaks, control and format characters (ESC, NUL, bidi overrides, ...): a reason holding
+# one would not read back in the access log as it was typed, or could pass for two lines.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def reason_problem(reason: str) -> str | None:
+    """Why a stated reason (already stripped) cannot go into the access log as it is, or None.
+
+    The one rule for every engineers' route (API, support page, CLI): a ticket or incident ID
+    of ``MIN_REASON`` to ``MAX_REASON`` characters on one line, kept exactly as stated (never
+    cut short).
+    """
+    if len(reason) < MIN_REASON:
+        return "a reason (ticket or incident ID) is required"
+    if len(reason) > MAX_REASON:
+        return f"the reason must be at most {MAX_REASON} characters"
+    if any(unicodedata.category(char) in _UNPRINTABLE for char in reason):
+        return "the reason must be one line without control characters"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,10 +244,12 @@ def run_replay(
 ) -> ReplayReport:
     """Replay ``source`` through ``redactor`` into ``sink``; see the module docstring.
 
-    Raises ``ValueError`` for an empty reason or an empty range before anything is read.
+    Raises ``ValueError`` for an unusable reason (``reason_problem``) or an empty range before
+    anything is read.
     """
-    if not request.reason.strip():
-        raise ValueError("a reason (ticket or incident ID) is required")
+    problem = reason_problem(request.reason.strip())
+    if problem is not None:
+        raise ValueError(problem)
     if request.end <= request.start:
         raise ValueError("'to' must be later than 'from'")
     report = ReplayReport("rp_" + uuid.uuid4().hex[:16], kind, request.dry_run, redactor.version)

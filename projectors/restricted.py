@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ingest.schema import TimelineEvent
+from ingest.schema import RawEvent, TimelineEvent
 from projectors.clients import ClientPool
+from projectors.retention import RetentionPolicy
 from projectors.rows import (
     DEAD_LETTER_COLUMNS,
     TIMELINE_COLUMNS,
@@ -72,9 +73,16 @@ class DeadLetterStatus:
 
 
 class RestrictedStore:
-    """Mixin of ``Store`` for the engineers' route."""
+    """Mixin of ``Store`` for the engineers' route.
+
+    Every read here honours raw retention exactly (``received_at`` within
+    ``raw_retention_days``), as timeline reads honour theirs: TTL drops a day's partition only
+    once its newest row expired, and only when a merge gets to it, so rows past retention can
+    still be on disk for a day or more.
+    """
 
     _pool: ClientPool
+    policy: RetentionPolicy
 
     def _rows(self, sql: str, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
         raise NotImplementedError  # provided by StoreReads
@@ -82,9 +90,30 @@ class RestrictedStore:
     def _insert(self, table: str, columns: list[list[Any]], names: Sequence[str]) -> None:
         raise NotImplementedError  # provided by Store
 
+    def _raw_since(self, params: dict[str, Any]) -> str:
+        """The condition keeping rows received within raw retention; sets ``raw_since``."""
+        params["raw_since"] = datetime.now(UTC) - timedelta(days=self.policy.raw_retention_days)
+        return f"received_at >= {{raw_since:{_TS}}}"
+
+    def raw_trace(self, trace_id: str) -> list[RawEvent]:
+        """The raw events of a trace received within raw retention, oldest first (newest
+        received version of each)."""
+        params: dict[str, Any] = {"trace_id": trace_id}
+        since = self._raw_since(params)
+        sql = (
+            "SELECT payload FROM (SELECT event_id, occurred_at, payload FROM raw_events "  # noqa: S608
+            f"WHERE trace_id = {{trace_id:String}} AND {since} "
+            "ORDER BY event_id, received_at DESC LIMIT 1 BY event_id) "
+            "ORDER BY occurred_at, event_id"
+        )
+        rows = self._rows(sql, params)
+        # Payloads are stored as sent; a missing event_id is derived again, as at ingest.
+        return [RawEvent.model_validate_json(row[0]).with_event_id() for row in rows]
+
     def count_raw_range(self, selection: RawRange) -> int:
         """Distinct raw events in the range (what a replay will read)."""
         where, params = selection.where()
+        where += " AND " + self._raw_since(params)
         sql = f"SELECT uniqExact(event_id) FROM raw_events WHERE {where}"  # noqa: S608
         return int(self._rows(sql, params)[0][0])
 
@@ -94,6 +123,7 @@ class RestrictedStore:
         """``(event_id, payload)`` of the next ``limit`` raw events after ``after_event_id``,
         newest received version of each, in event_id order (keyset paging)."""
         where, params = selection.where()
+        where += " AND " + self._raw_since(params)
         params.update(after=after_event_id, limit=limit)
         sql = (
             f"SELECT event_id, payload FROM raw_events WHERE {where} "  # noqa: S608
@@ -120,8 +150,10 @@ class RestrictedStore:
     ) -> list[DeadLetterStatus]:
         """Dead letters, newest first, with their re-drive (if any)."""
         cols = ", ".join(f"d.{c}" for c in DEAD_LETTER_COLUMNS)
+        params: dict[str, Any] = {"limit": limit}
         inner = (
             f"SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM dead_letters "  # noqa: S608
+            f"WHERE {self._raw_since(params)} "
             "ORDER BY dead_letter_id, received_at DESC LIMIT 1 BY dead_letter_id"
         )
         redrives = (
@@ -130,7 +162,6 @@ class RestrictedStore:
             "FROM dead_letter_redrives GROUP BY dead_letter_id"
         )
         conditions = ["1"]
-        params: dict[str, Any] = {"limit": limit}
         if pending_only:
             conditions.append("r.dead_letter_id = ''")
         if ids is not None:

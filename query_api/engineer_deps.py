@@ -9,11 +9,13 @@ Lookups without I/O are ``async def`` (no thread-pool hand-off), as in ``query_a
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from projectors.replay import MIN_REASON, reason_problem
 from query_api.auth import Principal
 from query_api.deps import CurrentUser
 from query_api.errors import ApiError
@@ -21,7 +23,6 @@ from query_api.pages_auth import RateLimiter
 from redaction_rules.engine import Redactor
 from safetrail.settings import Role
 
-MAX_REASON = 200
 _lock = threading.Lock()
 
 
@@ -41,22 +42,32 @@ async def engineer(user: CurrentUser) -> Principal:
 Engineer = Annotated[Principal, Depends(engineer)]
 
 
-def clean_reason(value: str | None) -> str | None:
-    """A stated reason trimmed to ``MAX_REASON`` characters, or None when blank."""
-    text = (value or "").strip()[:MAX_REASON]
-    return text or None
+def stated_reason(value: str | None, *, header: bool = False) -> str | None:
+    """A stated reason as the access log keeps it (trimmed, never cut short), or None when
+    blank. Header values arrive decoded as Latin-1; UTF-8 ones are read back as UTF-8."""
+    text = value or ""
+    if header:
+        with contextlib.suppress(UnicodeError):  # not UTF-8: kept as received
+            text = text.encode("latin-1").decode("utf-8")
+    return text.strip() or None
 
 
 async def required_reason(request: Request, reason: str | None = None) -> str:
-    """The ``X-Access-Reason`` header or ``reason`` query parameter; 400 when neither is set."""
-    stated = clean_reason(request.headers.get("x-access-reason")) or clean_reason(reason)
-    if stated is None:
+    """The ``X-Access-Reason`` header or ``reason`` query parameter; 400 when neither holds a
+    usable one (``projectors.replay.reason_problem``), before anything is read or logged."""
+    stated = stated_reason(request.headers.get("x-access-reason"), header=True)
+    stated = stated or stated_reason(reason)
+    problem = reason_problem(stated or "")
+    if stated is None or len(stated) < MIN_REASON:
         raise ApiError(
             400,
             "reason_required",
             "State why you need raw data: send 'X-Access-Reason: <ticket or incident ID>' "
             "(or ?reason=...). It is written to the access log.",
         )
+    if problem is not None:
+        # The reason is not echoed: it may hold whatever was pasted.
+        raise ApiError(400, "reason_invalid", f"The stated reason cannot be logged: {problem}.")
     return stated
 
 

@@ -7,17 +7,30 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from projectors.replay import MAX_REASON, MIN_REASON, reason_problem
+from redaction_rules.engine import id_problem
+
 
 def _stated(reason: str) -> str:
-    # Spaces pass a length check but name no ticket: refused here, as the raw route does.
-    if len(reason.strip()) < 3:
-        raise ValueError("a reason (ticket or incident ID) is required")
+    # Spaces pass a length check but name no ticket, and a line break or control character
+    # would not read back as typed: refused here by the same rule as the raw route's.
+    problem = reason_problem(reason.strip())
+    if problem is not None:
+        raise ValueError(problem)
     return reason.strip()
+
+
+def _plain_trace_id(trace_id: str | None) -> str | None:
+    # A value that reads as a secret or personal data is no trace ID (ingest refuses such
+    # IDs), and the replay's audit entry, kept for good, must not keep it.
+    if trace_id is not None and id_problem(trace_id) is not None:
+        raise ValueError("that is not a valid trace ID")
+    return trace_id
 
 
 Reason = Annotated[
     str,
-    Field(min_length=3, max_length=200, description="ticket or incident ID"),
+    Field(min_length=MIN_REASON, max_length=MAX_REASON, description="ticket or incident ID"),
     AfterValidator(_stated),
 ]
 
@@ -62,7 +75,11 @@ class ReplayIn(BaseModel):
 
     start: datetime = Field(alias="from", description="inclusive, ISO 8601 with zone")
     end: datetime = Field(alias="to", description="exclusive, ISO 8601 with zone")
-    trace_id: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    trace_id: Annotated[
+        str | None,
+        Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$"),
+        AfterValidator(_plain_trace_id),
+    ] = None
     type: str | None = Field(
         default=None, max_length=128, pattern=r"^[A-Za-z0-9_.*?\-]+$", description="glob: * and ?"
     )

@@ -6,6 +6,7 @@ to do next in plain words. Framework errors (unknown route, validation) get the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -102,6 +103,16 @@ async def _page_error(request: Request, status: int) -> Response:
     return await page_error_handler(request, PageError(status, title, message))
 
 
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}")
+
+
+def _loc_part(part: object) -> str:
+    # A key a client sent where none is allowed is named by pydantic as sent: it may be an
+    # email or a token pasted as a key, which the answer must not repeat.
+    text = str(part)
+    return text if _FIELD_NAME.fullmatch(text) and id_problem(text) is None else "<unexpected key>"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error through ``error_response`` (under ``/support``: an HTML page)."""
 
@@ -125,7 +136,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return await _page_error(request, 400)
         parts = []
         for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("path", "query"))
+            where = ".".join(_loc_part(p) for p in err.get("loc", ()) if p not in ("path", "query"))
             parts.append(f"{where}: {err.get('msg', 'invalid')}")
         return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")
 

@@ -36,17 +36,19 @@ from projectors.replay import (
     ReplayRequest,
     ReplaySource,
     TimelineSink,
+    reason_problem,
     run_replay,
 )
 from projectors.replay_sources import DeadLetterSource, redrive_sink, replay_endpoints
 from projectors.retention import RetentionPolicy
 from projectors.store import Store
-from redaction_rules.engine import Redactor
+from redaction_rules.engine import Redactor, id_problem
 from redaction_rules.scanners import scan_text
 from safetrail.redactor import build_redactor
 from safetrail.settings import Settings
 
 _RELATIVE = re.compile(r"^-(\d+)([smhd])$")
+_TRACE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _GLOB = re.compile(r"^[A-Za-z0-9_.*?\-]{1,128}$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 ReasonOpt = Annotated[str, typer.Option("--reason", help="ticket or incident ID (required)")]
@@ -70,6 +72,13 @@ def parse_time(value: str) -> datetime:
     except ValueError as exc:
         raise typer.BadParameter(f"{value!r} is not ISO 8601, 'now' or like -2h") from exc
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _check_reason(reason: str) -> None:
+    """The same rule for ``--reason`` as on the API: a ticket or incident ID on one line."""
+    problem = reason_problem(reason.strip())
+    if problem is not None:
+        raise typer.BadParameter(f"--reason: {problem}")
 
 
 @contextmanager
@@ -168,8 +177,10 @@ def replay_cmd(
         type_glob=type_glob,
         dry_run=dry_run,
     )
-    if not reason.strip():
-        raise typer.BadParameter("--reason must name a ticket or incident")
+    _check_reason(reason)
+    if trace is not None and (not _TRACE.match(trace) or id_problem(trace) is not None):
+        # Not echoed, nor kept in the audit entry: it may be a secret pasted by mistake.
+        raise typer.BadParameter("--trace is not a valid trace ID")
     if type_glob is not None and not _GLOB.match(type_glob):
         raise typer.BadParameter("--type takes letters, digits, . _ - and the wildcards * ?")
     if request.end <= request.start:
@@ -244,8 +255,7 @@ def dead_letters_redrive_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Run dead letters through the current rules again (after a fix), via the replay path."""
-    if not reason.strip():
-        raise typer.BadParameter("--reason must name a ticket or incident")
+    _check_reason(reason)
     settings = Settings()
     now = datetime.now(UTC)
     request = ReplayRequest(

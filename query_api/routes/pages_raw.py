@@ -13,8 +13,9 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from projectors.replay import reason_problem
 from query_api.deps import Audit, StoreDep
-from query_api.engineer_deps import clean_reason, raw_limiter
+from query_api.engineer_deps import raw_limiter, stated_reason
 from query_api.pages_deps import SignedIn, checked_id, show
 from query_api.pages_render import PageError
 from safetrail.settings import Role
@@ -39,9 +40,13 @@ def raw_trace_page(
             "needs; ask an engineer (with the ticket ID) if you need more.",
         )
     checked_id(trace_id, "trace")
-    stated = clean_reason(reason)
-    if stated is None:
-        raise PageError(400, "Reason needed", "Enter the ticket or incident ID on the trace page.")
+    stated = stated_reason(reason)
+    if stated is None or reason_problem(stated) is not None:
+        raise PageError(
+            400,
+            "Reason needed",
+            "Enter the ticket or incident ID on the trace page: 3 to 200 characters on one line.",
+        )
     settings = request.app.state.settings
     if not raw_limiter(request).allow(user.name):
         limit = settings.raw_reads_per_minute
@@ -50,7 +55,7 @@ def raw_trace_page(
         )
     route = getattr(request.scope.get("route"), "path", request.url.path)
     Audit(store, user, route, stated).record("raw_trace", trace_id)
-    events = store.raw_events(trace_id)
+    events = store.raw_trace(trace_id)
     rendered = [
         orjson.dumps(
             e.model_dump(mode="json", exclude_none=True), option=orjson.OPT_INDENT_2

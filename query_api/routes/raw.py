@@ -39,7 +39,7 @@ async def get_raw_trace(
     spend_raw_read(limiter, user, settings.raw_reads_per_minute)
     route = getattr(request.scope.get("route"), "path", request.url.path)
     await run_in_threadpool(Audit(store, user, route, reason).record, "raw_trace", trace_id)
-    events = await run_in_threadpool(store.raw_events, trace_id)
+    events = await run_in_threadpool(store.raw_trace, trace_id)
     if not events:
         raise ApiError(
             404, "raw_not_found", f"No raw events of trace {trace_id!r} within raw retention."

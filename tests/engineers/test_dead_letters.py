@@ -88,7 +88,7 @@ def test_when_redriven_before_and_after_the_fix_then_only_the_fix_turns_it_into_
     (done,) = [d for d in everything.json()["data"] if d["trace_id"] == TRACE]
     assert done["replay_id"] == fixed.json()["replay_id"] and done["redriven_at"] is not None
     assert again.json()["read"] == 0
-    raw_types = {e.type for e in timeline_store.raw_events(TRACE)}
+    raw_types = {e.type for e in timeline_store.raw_trace(TRACE)}
     assert BROKEN in raw_types  # re-driven input can be replayed later like any other
 
 

@@ -195,7 +195,7 @@ def test_when_events_reach_the_raw_topic_then_the_engineers_drill_down_reads_the
         for group in (settings.consumer_group, unique("again")):
             projector = KafkaProjector(settings, store, group=group, batch_seconds=0.3)
             projector.run(until=partial(caught_up, group))
-        raw, counts = store.raw_events("tr_proj00000"), store.counts()
+        raw, counts = store.raw_trace("tr_proj00000"), store.counts()
     finally:
         store.close()
 

@@ -111,7 +111,7 @@ def test_when_raw_events_are_inserted_twice_then_replay_reads_each_once(
     timeline_store.insert_raw([raw])
     timeline_store.insert_raw([raw], received_at=NOW + timedelta(seconds=1))
 
-    assert timeline_store.raw_events("tr_raw") == [raw]
+    assert timeline_store.raw_trace("tr_raw") == [raw]
 
 
 def test_when_the_same_bad_input_arrives_twice_then_one_dead_letter_keeps_its_reason(
