@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
 from projectors.reads import AccessLogQuery
-from query_api.deps import AdminUser, AuditDep, StoreDep
+from query_api.deps import AdminUser, AuditDep, StoreDep, logged_filter
 from query_api.errors import ApiError, error_responses
 from query_api.models import AccessLogEntryOut, Page
 from query_api.queries import MAX_PAGE, BadCursor, decode_cursor, encode_cursor
@@ -33,7 +33,8 @@ async def get_access_log(
         after = decode_cursor(cursor) if cursor else None
     except BadCursor as exc:
         raise ApiError(400, "bad_cursor", str(exc)) from exc
-    await run_in_threadpool(audit.record, "access_log", record_id or record_kind or actor or "*")
+    logged = logged_filter(record_id, record_kind, actor)
+    await run_in_threadpool(audit.record, "access_log", logged)
     query = AccessLogQuery(actor, record_kind, record_id, after, limit + 1)
     rows = await run_in_threadpool(store.access_log, query)
     count = await run_in_threadpool(store.count_access_log, query)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from projectors.reads import AccessLogQuery
-from query_api.deps import StoreDep
+from query_api.deps import StoreDep, logged_filter
 from query_api.pages_deps import AdminSignedIn, PageAudit, show
 from query_api.queries import BadCursor, decode_cursor, encode_cursor
 
@@ -54,7 +54,7 @@ def access_log_page(
     except BadCursor:
         after, error = None, "That page link is no longer valid; showing the first page."
     # Reading the access log is itself an access, logged like any other read.
-    log.record("access_log", ident or kind or who or "*")
+    log.record("access_log", logged_filter(ident, kind, who))
     query = AccessLogQuery(who, kind, ident, after, PAGE_SIZE + 1)
     rows = store.access_log(query)
     entries, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
