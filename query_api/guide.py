@@ -27,14 +27,17 @@ STATUS_NOTES: dict[TraceStatus, str] = {
         "way.)"
     ),
     TraceStatus.STUCK: (
-        "A job is queued or running and has had no news for longer than the stuck limit. "
-        "Engineering's case."
+        "A job is queued or running and has had no news for longer than the stuck limit (for "
+        "a job scheduled for a later time: since that time). Engineering's case."
     ),
     TraceStatus.RUNNING: (
         "Work is still going and has had news recently. Check the last event's time before "
         "calling it stuck."
     ),
-    TraceStatus.QUEUED: "The job is waiting for a worker to pick it up.",
+    TraceStatus.QUEUED: (
+        "The job is waiting for a worker to pick it up, or, when it shows “Scheduled for”, "
+        "for that time (a nightly run, a retry set for later): not stuck before then."
+    ),
     TraceStatus.DONE: (
         "Every step finished. An error on the way that a retry got past is still listed, marked "
         "“recovered”: nothing is left to fix."
@@ -46,7 +49,7 @@ STATUS_NOTES: dict[TraceStatus, str] = {
 }
 
 STEP_NOTES: dict[StepState, str] = {
-    StepState.QUEUED: "Waiting for a worker.",
+    StepState.QUEUED: "Waiting for a worker, or for the time shown as “Scheduled for”.",
     StepState.RUNNING: "A worker has it; more attempts may follow.",
     StepState.DONE: "Finished.",
     StepState.FAILED: "Ended in an error; the reason is under the step.",

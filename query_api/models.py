@@ -127,6 +127,11 @@ class StepOut(_Out):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     last_event_at: datetime | None = Field(default=None, description="latest news of the step")
+    scheduled_for: datetime | None = Field(
+        default=None,
+        description="unfinished job: when its events say it is due to run (its stuck limit "
+        "counts from then)",
+    )
     state: StepState
     stuck: bool = False
     attempts: int = 0

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from ingest.schema import Lane
 from query_api.models import BrokenLink, StepKind, StepOut, StepState, TraceChain, TraceStatus
-from query_api.summary import failed_label
+from query_api.summary import failed_label, scheduled_after_news
 from redaction_rules.escalation import EscalationHint, EscalationRules, TraceFacts, evaluate
 
 _STATE_WORDS = {
@@ -91,9 +91,21 @@ def _quiet_minutes(chain: TraceChain, now: datetime) -> float | None:
         if step.kind is not StepKind.JOB or step.state not in (StepState.QUEUED, StepState.RUNNING):
             continue
         seen = [e.occurred_at for e in chain.events if e.job_id == step.job_id]
+        if step.scheduled_for is not None:
+            seen.append(step.scheduled_for)  # a job waiting for its time is not quiet before it
         if seen:
             quiet.append((now - max(seen)).total_seconds() / 60)
     return max(quiet, default=None)
+
+
+def _waiting_until(chain: TraceChain, now: datetime) -> datetime | None:
+    """The latest time an unfinished job of the trace is due to run, if still ahead."""
+    due = [
+        s.scheduled_for
+        for s in chain.steps
+        if s.kind is StepKind.JOB and s.scheduled_for is not None and s.scheduled_for > now
+    ]
+    return max(due, default=None)
 
 
 def trace_facts(chain: TraceChain | None, now: datetime) -> TraceFacts:
@@ -116,6 +128,7 @@ def trace_facts(chain: TraceChain | None, now: datetime) -> TraceFacts:
         job_missing=any(s.broken_link is BrokenLink.JOB_NOT_FOUND for s in chain.steps),
         removed_by_retention=status is TraceStatus.UNKNOWN,
         quiet_minutes=_quiet_minutes(chain, now),
+        scheduled_for=_waiting_until(chain, now),
     )
 
 
@@ -163,12 +176,20 @@ def _job_state(job: StepOut | None) -> str:
         return f"Job not found: {job.job_id} never started."
     if job.broken_link is BrokenLink.REMOVED_BY_RETENTION and job.state is StepState.UNKNOWN:
         return f"Removed by retention: {job.label} is older than the retention period."
+    due = scheduled_after_news(job)
     if job.stuck:
         # How long it has been stuck: the last news is a fixed time, the hint gives the span.
+        if due is not None:
+            return (
+                f"Stuck: {job.label} was due to run at {utc_time(due)} and there has been no "
+                "news since."
+            )
         return (
             f"Stuck: {job.label} is {state_word(job.state).lower()} with no news since "
             f"{utc_time(job.last_event_at)}."
         )
+    if due is not None:
+        return f"{state_word(job.state)}: {job.label}, scheduled to run at {utc_time(due)}."
     return f"{state_word(job.state)}: {job.label}."
 
 

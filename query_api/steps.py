@@ -218,6 +218,39 @@ def common_label(labels: Sequence[str]) -> str:
     return " ".join(shared) if shared else labels[0]
 
 
+_WAITING_WORDS = frozenset({"queued", "enqueued", "scheduled"})
+
+
+def _job_label(events: Sequence[TimelineEvent]) -> str:
+    """What the job is: its events' shared words; a job only queued so far is named without
+    that word ("Data export", not "Data export scheduled is queued")."""
+    labels = [e.label for e in events]
+    label = common_label(labels)
+    if len(set(labels)) == 1 and classify(events[-1]) is Move.QUEUED:
+        head, _, last = label.rpartition(" ")
+        if head and last.lower() in _WAITING_WORDS:
+            return head
+    return label
+
+
+RUN_AT_FIELD = "run_at"  # the kept field (``timestamp`` operator) naming when a job is due
+
+
+def due_time(events: Sequence[TimelineEvent]) -> datetime | None:
+    """When the job is due to run, as the latest of its events that says so (a job scheduled
+    for the night, a retry set for tomorrow) put it; None when none does."""
+    for event in reversed(events):
+        value = event.fields.get(RUN_AT_FIELD)
+        if value:
+            try:
+                due = datetime.fromisoformat(value)
+            except ValueError:
+                return None
+            # Only a time with its zone (what the timestamp operator keeps) is read as one.
+            return due if due.utcoffset() is not None else None
+    return None
+
+
 def job_step(
     job_id: str, events: Sequence[TimelineEvent], now: datetime, stuck_after: timedelta
 ) -> StepOut:
@@ -229,21 +262,22 @@ def job_step(
     last = attempts[-1] if attempts else None
     state = last.state if last else (StepState.QUEUED if run.queued_at else StepState.UNKNOWN)
     last_seen = max((e.occurred_at for e in events), default=None)
-    stuck = (
-        state in (StepState.QUEUED, StepState.RUNNING)
-        and last_seen is not None
-        and now - last_seen > stuck_after
-    )
+    unfinished = state in (StepState.QUEUED, StepState.RUNNING)
+    scheduled_for = due_time(events) if unfinished else None
+    # A job waiting for the time it was scheduled for is not stuck: its limit counts from then.
+    quiet_since = max(filter(None, (last_seen, scheduled_for)), default=None)
+    stuck = unfinished and quiet_since is not None and now - quiet_since > stuck_after
     retries = [a for a in attempts if a.is_retry]
     failed = last if last is not None and last.state is StepState.FAILED else None
     return StepOut(
         kind=StepKind.JOB,
-        label=common_label([e.label for e in events]),
+        label=_job_label(events),
         job_id=job_id,
         request_id=next((e.request_id for e in events if e.request_id), None),
         started_at=run.queued_at or (attempts[0].started_at if attempts else None),
         finished_at=last.finished_at if last is not None and last.finished else None,
         last_event_at=last_seen,
+        scheduled_for=scheduled_for,
         state=state,
         stuck=stuck,
         attempts=len(attempts),

@@ -55,6 +55,15 @@ def _retries(n: int) -> str:
     return f"{n} retr{'y' if n == 1 else 'ies'}"
 
 
+def scheduled_after_news(job: StepOut) -> datetime | None:
+    """When an unfinished job is due to run, if that is after its latest news (it waits for
+    its time, or is overdue since then); None otherwise."""
+    due = job.scheduled_for
+    if due is None or (job.last_event_at is not None and due <= job.last_event_at):
+        return None
+    return due
+
+
 def _headline(status: TraceStatus, steps: Sequence[StepOut], job: StepOut | None) -> str:
     first = steps[0].label if steps else "Trace"
     if status is TraceStatus.UNKNOWN:
@@ -70,12 +79,17 @@ def _headline(status: TraceStatus, steps: Sequence[StepOut], job: StepOut | None
     if job.state is StepState.FAILED:
         why = job.reason or job.error_code
         return f"{failed_label(job.label)}{after}" + (f": {why}" if why else "")
+    due = scheduled_after_news(job)
     if job.stuck:
+        if due is not None:
+            return f"{job.label} is stuck: due at {_hhmm(due)}, no news since"
         return (
             f"{job.label} is stuck in {job.state.value}, no news since {_hhmm(job.last_event_at)}"
         )
     if job.state is StepState.DONE:
         return f"{job.label} done{after}"
+    if due is not None:
+        return f"{job.label} is {job.state.value}, scheduled for {_hhmm(due)}"
     return f"{job.label} is {job.state.value}"
 
 
@@ -188,6 +202,8 @@ def render_summary_text(chain: TraceChain) -> str:
     if job is not None:
         state = job.broken_link.value if job.broken_link else job.state.value
         lines.append(f"Job: {job.job_id} ({job.label}, {state})")
+        if job.scheduled_for is not None:
+            lines.append(f"Scheduled for: {_hhmm(job.scheduled_for)}")
     lines.append(f"Started: {_hhmm(s.started_at)}")  # "when did it start?" is a support question
     lines.append(f"Status: {s.status.value} - {s.headline}")
     if s.email:

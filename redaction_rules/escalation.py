@@ -12,6 +12,7 @@ never personal data, so a hint can be shown, copied and logged safely.
 from __future__ import annotations
 
 import string
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -26,7 +27,7 @@ OWNER_HEADLINES: dict[str, str] = {
     "engineering": "Engineering should take over",
 }
 # The only values wording may refer to; all of them are safe to show (numbers and codes).
-PLACEHOLDERS = frozenset({"threshold", "quiet_for", "error_code"})
+PLACEHOLDERS = frozenset({"threshold", "quiet_for", "error_code", "scheduled_for"})
 Codes = Annotated[list[Annotated[str, Field(min_length=1, max_length=128)]], Field(min_length=1)]
 Wording = Annotated[str, Field(min_length=3, max_length=400)]
 
@@ -46,6 +47,9 @@ class TraceFacts(BaseModel):
     job_missing: bool = False
     removed_by_retention: bool = False
     quiet_minutes: float | None = None  # unfinished job: minutes since its last event
+    # An unfinished job waits for the time its events said it is due (a nightly run, a retry
+    # set for tomorrow): that time, still ahead. Its stuck limit counts from then.
+    scheduled_for: datetime | None = None
 
     @property
     def last_error_code(self) -> str | None:
@@ -67,6 +71,9 @@ class Condition(BaseModel):
     stuck: bool | None = Field(
         default=None, description="an unfinished job has had no news for longer than the threshold"
     )
+    scheduled: bool | None = Field(
+        default=None, description="an unfinished job is waiting for the time it is due to run"
+    )
 
     def is_empty(self) -> bool:
         """True when no condition is set (such a rule would match every trace)."""
@@ -84,6 +91,7 @@ class Condition(BaseModel):
             self.removed_by_retention is None
             or self.removed_by_retention == facts.removed_by_retention,
             self.stuck is None or self.stuck == stuck,
+            self.scheduled is None or self.scheduled == (facts.scheduled_for is not None),
         )
         return all(checks)
 
@@ -213,8 +221,13 @@ def evaluate(
         "threshold": str(stuck_after_minutes),
         "quiet_for": _quiet_for(facts.quiet_minutes),
         "error_code": facts.last_error_code or "none",
+        "scheduled_for": _when(facts.scheduled_for),
     }
     return _worded(chosen, values)
+
+
+def _when(at: datetime | None) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if at else "the time set"
 
 
 def _worded(rule: Outcome, values: dict[str, str]) -> EscalationHint:
@@ -234,5 +247,6 @@ def describe_rules(rules: EscalationRules, *, stuck_after_minutes: int) -> list[
         "threshold": str(stuck_after_minutes),
         "quiet_for": "some time",
         "error_code": "as shown on the trace",
+        "scheduled_for": "the time shown on the trace",
     }
     return [_worded(rule, values) for rule in [*rules.rules, rules.fallback]]

@@ -397,6 +397,57 @@ class _Gen:
             )
         return tr
 
+    def scheduled_export(self, p: dict[str, Any], at: datetime) -> str:
+        """A data export the customer asked for, set to run in the nightly batch (02:00 UTC
+        after the request); it runs then, and finishes, only if that time has passed."""
+        tr, req, job = self._id("tr_"), self._id("req_", 6), self._id("job_", 5)
+        cid = p["customer_id"]
+        run_at = (at + timedelta(days=1)).replace(hour=2, minute=0, second=0)
+        if run_at - at > timedelta(days=1):
+            run_at -= timedelta(days=1)
+        self.ev(
+            tr,
+            "export.requested",
+            at,
+            "web",
+            actor="customer",
+            status="done",
+            subject={"customer_id": cid, "request_id": req, "job_id": job},
+            data={"format": "csv", "email": p["email"]},
+        )
+        sub = {"customer_id": cid, "job_id": job}
+        self.ev(
+            tr,
+            "export_job.scheduled",
+            at + timedelta(seconds=1),
+            "api",
+            status="queued",
+            subject=sub,
+            data={"run_at": run_at.isoformat(), "format": "csv"},
+        )
+        if run_at <= self.now:
+            self.ev(
+                tr,
+                "export_job.started",
+                run_at,
+                "export-worker",
+                status="running",
+                attempt=1,
+                subject=sub,
+                data={"format": "csv"},
+            )
+            self.ev(
+                tr,
+                "export_job.done",
+                run_at + timedelta(minutes=4),
+                "export-worker",
+                status="done",
+                attempt=1,
+                subject=sub,
+                data={"rows": 1840},
+            )
+        return tr
+
     def login_and_plan(self, p: dict[str, Any], at: datetime) -> str:
         tr = self._id("tr_")
         cid = p["customer_id"]
@@ -496,5 +547,9 @@ def generate(
         for _ in range(gen.rng.randint(1, 3)):
             at = now_ - timedelta(seconds=gen.rng.uniform(3600 * 6, span))
             gen.rng.choice(flows)(p, at)
+    # After the background traffic, so adding a case leaves the other traces as they were.
+    hl["data export scheduled for tonight"] = gen.scheduled_export(
+        people[7], now_ - timedelta(minutes=20)
+    )
     gen.out.events.sort(key=lambda e: e["occurred_at"])
     return gen.out

@@ -1,10 +1,11 @@
-"""General operators: keep (scanned), drop, secret, hmac, truncate, enum."""
+"""General operators: keep (scanned), drop, secret, hmac, truncate, enum, timestamp."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field
@@ -142,3 +143,23 @@ class EnumValues(Operator[EnumParams]):
 
     def apply(self, value: Any, ctx: ApplyContext) -> str | None:
         return self._allowed.get(self._fold(as_text(value)), self.params.other)
+
+
+@register
+class Timestamp(Operator[NoParams]):
+    """An ISO 8601 time with its zone (when a job is due to run), shown in UTC to the second
+    (``2026-11-28T02:00:00Z``); anything else is dropped (fail-closed: nothing is scanned or
+    kept of a value that is not such a time)."""
+
+    name = "timestamp"
+
+    def apply(self, value: Any, ctx: ApplyContext) -> str | None:
+        if type(value) is not str or len(value) > 40:
+            return None
+        try:
+            when = datetime.fromisoformat(value)
+            if when.utcoffset() is None:  # a time without its zone is no time support can use
+                return None
+            return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        except (ValueError, OverflowError):
+            return None
