@@ -6,6 +6,7 @@ hint is part of that page.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,17 @@ CASES = [
         "support",
         "in_progress",
         "wait a few minutes",
+    ),
+    # a data export set for tonight's batch: tell the customer when, not "a few minutes"
+    (
+        TraceFacts(
+            final_state="queued",
+            quiet_minutes=-480,
+            scheduled_for=datetime(2026, 11, 28, 2, 0, tzinfo=UTC),
+        ),
+        "support",
+        "scheduled",
+        "run at 2026-11-28 02:00 UTC",
     ),
     # a bounce, then sent once the address was corrected
     (
