@@ -91,7 +91,9 @@ def _print_intro(traffic: DemoTraffic, sink: HttpSink, base: str) -> None:
         None,
     )
     if order is not None:
-        console.print(f"  search the order ID {order} there: it lists the traces that named it")
+        console.print(
+            f"  search the order ID {order} there: it opens the payment trace that named it"
+        )
     console.print(f"  open {base}/support/guide  (what each status, step and mask means)")
     console.print(f"  curl -s -H 'Authorization: Bearer {sup}' {base}/v1/traces/{first}")
     console.print(
