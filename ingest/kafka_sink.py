@@ -15,6 +15,12 @@ so one trace stays in one partition, in order, and a retried send is written onc
 in a bounded local buffer (librdkafka's queue) while the broker is slow or away; a full buffer
 raises ``BufferFullError`` and a delivery that finally fails raises ``DeliveryError`` on the
 next call, with the events kept in ``undelivered``. Nothing is dropped without an exception.
+
+Size: an event may be as large as the collector's request body (``SAFETRAIL_MAX_BODY_BYTES``,
+5 MiB by default); every safetrail producer, and the topics ``safetrail process`` creates, take
+messages of that plus headroom for key and headers (``max_message_bytes``). A larger event raises
+``MessageTooLargeError`` (a ``DeliveryError``) from ``send`` itself, naming its size and the
+limit; it is never queued, so it cannot hold up the events after it.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from ingest.schema import Topic
 from ingest.sdk import BufferFullError, DeliveryError
@@ -39,6 +45,35 @@ log = logging.getLogger(__name__)
 # replayed event lands in its original's (librdkafka's default is CRC32).
 PARTITIONER = "murmur2_random"
 
+# The largest event one message carries: the collector's default request body limit
+# (``Settings.max_body_bytes``), so what ``POST /v1/events`` accepts, Kafka carries.
+DEFAULT_MAX_EVENT_BYTES = 5 * 1024 * 1024
+# Room above the event for what a message adds around it: the key, a dead letter's headers
+# (reason, source coordinates, ids: a few hundred bytes), record and record-batch framing.
+MESSAGE_HEADROOM_BYTES = 64 * 1024
+
+# librdkafka reports its own size check (at produce) with the broker's code too.
+_TOO_LARGE = KafkaError.MSG_SIZE_TOO_LARGE
+
+
+def max_message_bytes(max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> int:
+    """The Kafka message size that carries an event of ``max_event_bytes``: librdkafka's
+    ``message.max.bytes``, aiokafka's ``max_request_size`` and the topics' ``max.message.bytes``.
+    """
+    return max_event_bytes + MESSAGE_HEADROOM_BYTES
+
+
+class MessageTooLargeError(DeliveryError):
+    """One event is larger than a Kafka message may be; it was not sent (nor kept: the caller
+    still holds it, and sending it again cannot succeed)."""
+
+    def __init__(self, size: int, limit: int, topic: str) -> None:
+        super().__init__(
+            f"event of {size} bytes is larger than the {limit} bytes one event may take on "
+            f"{topic} (SAFETRAIL_MAX_BODY_BYTES, and the topics' max.message.bytes); not sent"
+        )
+        self.size, self.limit, self.topic = size, limit, topic
+
 
 class KafkaSink:
     """Publishes raw events to the raw topic; implements the SDK's ``Sink`` protocol.
@@ -47,6 +82,8 @@ class KafkaSink:
     ``delivery_timeout`` is how long librdkafka keeps retrying one event before it reports it
     as failed (the broker down for that long). ``config`` adds or overrides librdkafka
     settings (SASL, TLS, ``client.id``...); idempotence and ``acks=all`` cannot be turned off.
+    ``max_event_bytes`` is the largest event (serialised) it sends: match it to the collector's
+    ``SAFETRAIL_MAX_BODY_BYTES``; the producer's ``message.max.bytes`` gets the headroom above.
     """
 
     def __init__(
@@ -57,9 +94,11 @@ class KafkaSink:
         max_buffer: int = 100_000,
         delivery_timeout: float = 120.0,
         config: Mapping[str, str | int | float | bool] | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         self.topic = topic
         self.max_buffer = max_buffer
+        self.max_event_bytes = max_event_bytes
         self.delivered = 0
         # (value, key, error) of events librdkafka gave up on; kept, never dropped.
         self.undelivered: list[tuple[bytes, bytes | None, str]] = []
@@ -76,6 +115,7 @@ class KafkaSink:
             # native packages for lz4/zstd/snappy.
             "compression.type": "none",
             "partitioner": PARTITIONER,
+            "message.max.bytes": max_message_bytes(max_event_bytes),
             **(config or {}),
             "enable.idempotence": True,
             "acks": "all",
@@ -85,6 +125,7 @@ class KafkaSink:
             # librdkafka's own log lines go through Python logging, not straight to stderr.
             "logger": log,
         }
+        self._message_max = int(settings["message.max.bytes"])
         self._producer = Producer(settings)
 
     # --- the Sink protocol ---------------------------------------------------------------
@@ -93,7 +134,8 @@ class KafkaSink:
         """Queue one raw event; raises ``BufferFullError`` when the local buffer is full.
 
         Also raises ``DeliveryError`` first if earlier events failed for good, so a service
-        learns about lost connectivity on its next call rather than at shutdown.
+        learns about lost connectivity on its next call rather than at shutdown, and
+        ``MessageTooLargeError`` (a ``DeliveryError``) for an event over ``max_event_bytes``.
         """
         trace_id = event.get("trace_id")
         key = trace_id.encode() if isinstance(trace_id, str) else None
@@ -102,10 +144,13 @@ class KafkaSink:
     def send_bytes(self, value: bytes, key: bytes | None) -> None:
         """Queue one already-serialised event (the collector forwards request bodies as is).
 
-        While earlier events are undelivered this event is not produced either: it joins them
-        in ``undelivered`` (kept, and resent by ``resend_undelivered``) and ``DeliveryError``
-        is raised, as the error says.
+        An event larger than ``max_event_bytes`` raises ``MessageTooLargeError`` and is neither
+        produced nor kept. While earlier events are undelivered this event is not produced
+        either: it joins them in ``undelivered`` (kept, and resent by ``resend_undelivered``)
+        and ``DeliveryError`` is raised, as the error says.
         """
+        if len(value) > self.max_event_bytes:
+            raise MessageTooLargeError(len(value), self.max_event_bytes, self.topic)
         with self._lock:
             held = bool(self.undelivered)
             if held:
@@ -127,7 +172,14 @@ class KafkaSink:
         self._producer.poll(0)
 
     def _produce(self, value: bytes, key: bytes | None) -> None:
-        self._producer.produce(self.topic, value=value, key=key, on_delivery=self._on_delivery)
+        try:
+            self._producer.produce(self.topic, value=value, key=key, on_delivery=self._on_delivery)
+        except KafkaException as exc:
+            # librdkafka's own check (``message.max.bytes`` set lower through ``config``).
+            if exc.args and exc.args[0].code() == _TOO_LARGE:
+                limit = min(self.max_event_bytes, self._message_max)
+                raise MessageTooLargeError(len(value), limit, self.topic) from exc
+            raise
         with self._lock:
             self._pending += 1
 
@@ -177,7 +229,17 @@ class KafkaSink:
             else:
                 key = msg.key()
                 key = key.encode() if isinstance(key, str) else key
-                self.undelivered.append((bytes(msg.value() or b""), key, err.str()))
+                value = bytes(msg.value() or b"")
+                reason = err.str()
+                if err.code() == _TOO_LARGE:
+                    # The topic takes less than this producer may send: a deployment to fix,
+                    # not an event to drop (resent once the topic is sized, it is delivered).
+                    reason = (
+                        f"the broker refused a message of {len(value)} bytes as too large for "
+                        f"{msg.topic()}: raise the topic's max.message.bytes to at least "
+                        f"{max_message_bytes(self.max_event_bytes)} (deploy/README.md)"
+                    )
+                self.undelivered.append((value, key, reason))
 
     def _on_error(self, err: KafkaError) -> None:
         # Client-level errors ("all brokers down") do not fail events by themselves; they

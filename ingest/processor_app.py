@@ -24,6 +24,12 @@ How at-least-once is kept, against faust's known traps:
   in ``finally``), so a batch being delivered is finished before the cancellation goes on, and
   a delivery failure ends the process at once (``os._exit``) before anything can be committed;
   the supervisor restarts it and the batch is processed again from the last commit.
+
+Size: an event may be as large as a collector request body (``max_body_bytes``). The topics
+created here take ``message_limit`` (that plus headroom for key, headers and framing), the
+producer may send it and the consumer fetches it whole; an output that would still be larger
+(which a message that fits the raw topic cannot become in practice) is never sent as is, since
+the broker would refuse it and the worker would die on the same batch at every restart.
 """
 
 from __future__ import annotations
@@ -39,9 +45,11 @@ import faust
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.cimpl import NewTopic
 from prometheus_client import Counter as Metric
 
+from ingest.kafka_sink import max_message_bytes
 from ingest.liveness import KafkaOffsets, Watchdog, exit_for_restart
 from ingest.process import Accepted, Rejected, process
 from ingest.schema import Lane
@@ -54,6 +62,8 @@ APP_ID = "safetrail-processor"
 BATCH_SIZE = 500
 BATCH_SECONDS = 0.05
 PRODUCER_BATCH_BYTES = 512 * 1024
+# Bytes a record adds around key, value and headers (lengths, offsets, timestamp), rounded up.
+RECORD_FRAMING_BYTES = 1024
 
 ROUTED = Metric("safetrail_processor_events_total", "Raw events routed", ["outcome"])
 
@@ -85,17 +95,54 @@ class Source:
     offset: int
 
 
+def message_limit(settings: Settings) -> int:
+    """The largest message safetrail's topics take and its producers send (see kafka_sink)."""
+    return max_message_bytes(settings.max_body_bytes)
+
+
+def message_size(out: Output) -> int:
+    """An upper bound of the bytes ``out`` takes in a record batch."""
+    headers = sum(len(name) + len(value) for name, value in out.headers)
+    return len(out.value) + len(out.key or b"") + headers + RECORD_FRAMING_BYTES
+
+
 def route(payload: bytes, source: Source, redactor: Redactor, settings: Settings) -> Output:
-    """The output message for one raw message: pure, so it is tested without a broker."""
+    """The output message for one raw message: pure, so it is tested without a broker.
+
+    Every output fits ``message_limit``: a timeline message that would not becomes a dead
+    letter saying so, and a dead letter whose raw bytes would not (a raw message larger than
+    safetrail's producers send) keeps the reason and coordinates without the bytes.
+    """
     routed = process(payload, redactor)
+    limit = message_limit(settings)
     if isinstance(routed, Accepted):
         topic = settings.topic_customer if routed.lane is Lane.CUSTOMER else settings.topic_system
-        return Output(
+        out = Output(
             topic=topic,
             key=routed.timeline.trace_id.encode(),
             value=routed.timeline.model_dump_json().encode(),
         )
-    return dead_letter(routed, source, settings.topic_dlq)
+        if message_size(out) <= limit:
+            return out
+        routed = Rejected(
+            reason=f"the redacted event is {len(out.value)} bytes, larger than the {limit} "
+            "bytes a timeline message may take (SAFETRAIL_MAX_BODY_BYTES)",
+            payload=payload,
+            event_id=routed.raw.event_id,
+            trace_id=routed.raw.trace_id,
+        )
+    letter = dead_letter(routed, source, settings.topic_dlq)
+    if message_size(letter) <= limit:
+        return letter
+    bare = Rejected(
+        reason=f"{routed.reason}; the raw message is {len(payload)} bytes, larger than the "
+        f"{limit} bytes a dead letter may take, so its bytes stay only in the raw topic at "
+        "the source coordinates",
+        payload=b"",
+        event_id=routed.event_id,
+        trace_id=routed.trace_id,
+    )
+    return dead_letter(bare, source, settings.topic_dlq)
 
 
 def dead_letter(rejected: Rejected, source: Source, topic: str) -> Output:
@@ -119,10 +166,15 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 
     Timeline topics are only a buffer in front of ClickHouse (which keeps the long retention),
     so every topic keeps messages for ``raw_topic_retention_hours``; the raw and dead-letter
-    topics hold unredacted input and are the ones to restrict with ACLs.
+    topics hold unredacted input and are the ones to restrict with ACLs. Each takes messages
+    of ``message_limit`` (the brokers' default is about 1 MB, below the collector's body limit).
     """
     retention_ms = str(settings.raw_topic_retention_hours * 3600 * 1000)
-    config = {"retention.ms": retention_ms, "cleanup.policy": "delete"}
+    config = {
+        "retention.ms": retention_ms,
+        "cleanup.policy": "delete",
+        "max.message.bytes": str(message_limit(settings)),
+    }
     names = (settings.topic_raw, settings.topic_customer, settings.topic_system, settings.topic_dlq)
     return [
         NewTopic(
@@ -136,12 +188,21 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+    """Create the topics that do not exist yet; return the names created.
+
+    Topics that exist are left as they are, but each that takes smaller messages than
+    ``message_limit`` is named in a warning (``undersized_topics``).
+    """
     if not settings.kafka_bootstrap:
         raise ValueError("SAFETRAIL_KAFKA_BOOTSTRAP is not set")
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     existing = set(admin.list_topics(timeout=timeout).topics)
-    wanted = [t for t in topic_specs(settings) if t.topic not in existing]
+    specs = topic_specs(settings)
+    for problem in undersized_topics(
+        admin, [t.topic for t in specs if t.topic in existing], message_limit(settings), timeout
+    ):
+        log.warning("%s", problem)
+    wanted = [t for t in specs if t.topic not in existing]
     if not wanted:
         return []
     created = []
@@ -154,6 +215,33 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
     return created
+
+
+def undersized_topics(
+    admin: AdminClient, topics: Sequence[str], limit: int, timeout: float = 30.0
+) -> list[str]:
+    """What to fix, per topic among ``topics`` whose ``max.message.bytes`` is below ``limit``.
+
+    Topics someone else created are never altered here: an event the collector accepts would
+    be refused by the broker, so the operator is told what to set instead.
+    """
+    if not topics:
+        return []
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in topics]
+    problems = []
+    for resource, fut in admin.describe_configs(resources, request_timeout=timeout).items():
+        try:
+            entry = fut.result(timeout=timeout).get("max.message.bytes")
+        except KafkaException as exc:
+            problems.append(f"topic {resource.name}: max.message.bytes unknown ({exc})")
+            continue
+        if entry is not None and entry.value is not None and int(entry.value) < limit:
+            problems.append(
+                f"topic {resource.name} takes messages of at most {entry.value} bytes, below the "
+                f"{limit} an event of SAFETRAIL_MAX_BODY_BYTES needs: larger events will be "
+                f"refused; set its max.message.bytes to {limit} (deploy/README.md)"
+            )
+    return problems
 
 
 async def deliver(outputs: Sequence[Output], producer: Any) -> None:
@@ -231,8 +319,14 @@ def create_app(
         autodiscover=False,
         web_enabled=False,
         producer_acks=-1,
-        # Whole record batches per partition (see ``deliver``); below the broker's 1 MiB limit.
+        # Whole record batches per partition (see ``deliver``); a message larger than this
+        # goes out alone in its own batch, which the topics' max.message.bytes takes.
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
+        # Messages as large as the topics take (aiokafka checks its ``send`` against this),
+        # fetched whole rather than through the broker's oversize-first-batch exception
+        # (aiokafka skips past a message a fetch returns cut short).
+        producer_max_request_size=message_limit(settings),
+        consumer_max_fetch_size=message_limit(settings),
         consumer_auto_offset_reset="earliest",
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from ingest.kafka_sink import PARTITIONER
+from ingest.kafka_sink import PARTITIONER, max_message_bytes
 from ingest.process import Accepted
 from ingest.schema import Lane
 from projectors.replay import Coordinates, ReplayItem, ReplaySource, TimelineSink
@@ -170,6 +170,9 @@ class KafkaTimelineSink:
                 # A replayed event must land in its original's partition, or the projector
                 # could store the two versions in either order (one key, one partition).
                 "partitioner": PARTITIONER,
+                # As large as the processor's outputs: a replayed event as large as the
+                # collector takes is carried the same way.
+                "message.max.bytes": max_message_bytes(settings.max_body_bytes),
             }
         )
         self._failed: list[str] = []

@@ -54,7 +54,11 @@ def _kafka_ingestor(settings: Settings, rules: Redactor) -> Ingestor:
     from ingest.kafka_sink import KafkaSink
 
     assert settings.kafka_bootstrap is not None  # noqa: S101 - checked by the caller
-    return KafkaIngestor(KafkaSink(settings.kafka_bootstrap, settings.topic_raw), rules)
+    # Whatever fits in a request body goes to Kafka too (the topics take it: deploy/README.md).
+    sink = KafkaSink(
+        settings.kafka_bootstrap, settings.topic_raw, max_event_bytes=settings.max_body_bytes
+    )
+    return KafkaIngestor(sink, rules)
 
 
 def create_app(

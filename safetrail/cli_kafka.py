@@ -241,7 +241,10 @@ def _run_up(settings: Settings, host: str, port: int) -> None:
         projecting = threading.Thread(target=projector.run, name="projector")
         projecting.start()
         redactor = build_redactor(settings)
-        ingestor = KafkaIngestor(KafkaSink(settings.kafka_bootstrap, settings.topic_raw), redactor)
+        sink = KafkaSink(
+            settings.kafka_bootstrap, settings.topic_raw, max_event_bytes=settings.max_body_bytes
+        )
+        ingestor = KafkaIngestor(sink, redactor)
         api = create_app(settings, store, ingestor=ingestor, redactor=redactor)
         typer.echo(
             f"safetrail (scale-out) on http://{host}:{port}, Kafka {settings.kafka_bootstrap}"
