@@ -50,6 +50,11 @@ def connect(url: str) -> Any:
             Path(path).mkdir(parents=True, exist_ok=True)
     else:
         kwargs["autogenerate_session_id"] = False
+        scheme = urlsplit(url).scheme
+        if scheme in ("http", "https"):
+            # clickhouse-connect ignores a DSN's scheme: without this, https:// (and the
+            # password in it) would go over plain HTTP to port 8123.
+            kwargs["interface"] = scheme
         # On a cluster, inserts through Distributed tables must reach the shards before they
         # return: projectors commit offsets and the audit chain reads back right after a write.
         kwargs["settings"] = {**SESSION_SETTINGS, "distributed_foreground_insert": 1}

@@ -6,6 +6,7 @@ from clashing over metric names.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -13,6 +14,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest.collector import IngestReport
+
+# One entry per request: route template, method, status and duration, never the raw path or
+# query string (they can hold whatever a caller typed: an email, a token).
+access_log = logging.getLogger("safetrail.access")
 
 
 class Metrics:
@@ -64,10 +69,26 @@ class Metrics:
         )
         for result in ("accepted", "rejected"):
             self.ingest_events.labels(result=result)
+        self._journal: Callable[[], int] | None = None
+        self._last_commit = time.monotonic()
+        self._backlog_since: float | None = None
 
     def watch_journal(self, unshipped: Callable[[], int]) -> None:
         """Report ``unshipped()`` (the collector's backlog) at every scrape."""
+        self._journal = unshipped
         self.unshipped.set_function(unshipped)
+
+    def journal_stalled_seconds(self) -> float:
+        """How long events have waited in the ingest journal with no insert getting through
+        (0 when it is empty or inserts go on). The shipper inserts within about a second while
+        storage takes writes, so a growing figure means storage is behind; reads then wait."""
+        now = time.monotonic()
+        if self._journal is None or self._journal() == 0:
+            self._backlog_since = None
+            return 0.0
+        if self._backlog_since is None:
+            self._backlog_since = now
+        return now - max(self._backlog_since, self._last_commit)
 
     def observe_ingest(self, report: IngestReport) -> None:
         """Count a request's events once they are durable."""
@@ -76,6 +97,7 @@ class Metrics:
 
     def observe_commit(self, events: int, seconds: float) -> None:
         """Record one store insert of the embedded collector."""
+        self._last_commit = time.monotonic()
         self.commit_events.observe(events)
         self.commit_seconds.observe(seconds)
 
@@ -113,5 +135,18 @@ class MetricsMiddleware:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             method = str(scope.get("method", ""))
-            self.metrics.latency.labels(route, method).observe(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self.metrics.latency.labels(route, method).observe(seconds)
             self.metrics.requests.labels(route, method, str(status)).inc()
+            access_log.info(
+                "%s %s %d",
+                method,
+                route,
+                status,
+                extra={
+                    "route": route,
+                    "method": method,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 1),
+                },
+            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from rich.console import Console
 
 from ingest.http_sink import HttpSink
 from ingest.sdk import Emitter
+from safetrail.cli_serve import load_settings, refuse_busy_data_dir
 from safetrail.demo_traffic import DemoTraffic, generate
 from safetrail.gc_tuning import tune_gc
 from safetrail.settings import DEMO_TOKENS, Role, Settings
@@ -42,7 +44,10 @@ def start_server(
         if not thread.is_alive():
             raise RuntimeError(f"the server did not start on {host}:{port} (port in use?)")
         try:
-            if httpx.get(f"http://{host}:{port}/healthz", timeout=1).status_code == 200:
+            # ``started``: this server listens (another process answering on a port in use
+            # must not be taken for it, nor be sent the synthetic traffic).
+            healthy = httpx.get(f"http://{host}:{port}/healthz", timeout=1).status_code == 200
+            if healthy and server.started:
                 return server, thread
         except httpx.TransportError:
             pass
@@ -112,7 +117,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="port to serve on")] = 8000,
+        port: Annotated[int, typer.Option(help="port to serve on", min=1, max=65535)] = 8000,
         data_dir: Annotated[
             Path | None,
             typer.Option(
@@ -120,8 +125,8 @@ def register(app: typer.Typer) -> None:
                 "./.safetrail/demo when unset]"
             ),
         ] = None,
-        customers: Annotated[int, typer.Option(help="synthetic customers")] = 1000,
-        days: Annotated[int, typer.Option(help="days of history to generate")] = 30,
+        customers: Annotated[int, typer.Option(help="synthetic customers", min=1)] = 1000,
+        days: Annotated[int, typer.Option(help="days of history to generate", min=1)] = 30,
         seed: Annotated[int, typer.Option(help="random seed (same seed, same data)")] = 7,
         exit_after_load: Annotated[
             bool, typer.Option(help="stop once the traffic is loaded (for scripts)")
@@ -130,12 +135,20 @@ def register(app: typer.Typer) -> None:
         """Serve the embedded pipeline on HOST:PORT after loading realistic synthetic traffic."""
         # Always the embedded engine in its own directory: synthetic traffic never goes to a
         # ClickHouse server or a broker the environment may name for real data.
-        configured = Settings(demo=True)
+        configured = load_settings(demo=True)
         data_dir = data_dir if data_dir is not None else configured.data_dir / "demo"
-        settings = Settings(demo=True, data_dir=data_dir, clickhouse_url=None, kafka_bootstrap=None)
+        settings = load_settings(data_dir, demo=True, clickhouse_url=None, kafka_bootstrap=None)
+        refuse_busy_data_dir(settings)
         base = f"http://{host}:{port}"
         console.print(f"starting safetrail on {base} (data in {data_dir}) ...")
-        server, thread = start_server(settings, host, port)
+        try:
+            server, thread = start_server(settings, host, port)
+        except RuntimeError as exc:
+            console.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        # The server runs in a thread, so uvicorn does not take SIGTERM here: stop it the same
+        # graceful way as Ctrl+C (the collector stores its journal, the store closes).
+        signal.signal(signal.SIGTERM, lambda _sig, _frame: setattr(server, "should_exit", True))
         traffic = generate(customers=customers, days=days, seed=seed)
         with console.status("loading synthetic traffic through the SDK and collector"):
             sink = load(traffic, base)

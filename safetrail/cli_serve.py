@@ -7,11 +7,21 @@ checks that the TTL in force matches the configured retention, for scripts and d
 
 from __future__ import annotations
 
+import fcntl
+import json
+import logging
+import os
+import re
+import signal
+import traceback
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from safetrail.gc_tuning import tune_gc
 from safetrail.settings import Settings
@@ -22,34 +32,161 @@ DataDirOption = Annotated[
 ]
 
 
-def load_settings(data_dir: Path | None) -> Settings:
-    """Settings from the environment, with ``--data-dir`` taking precedence; exit 2 if invalid."""
+def _variable(loc: tuple[int | str, ...]) -> str:
+    """Where a settings error is, as the operator wrote it: ``SAFETRAIL_RETENTION_DAYS``.
+
+    Keys of ``SAFETRAIL_API_TOKENS`` are the tokens themselves, so they are never shown.
+    """
+    if not loc:
+        return ""
+    name, *rest = (str(part) for part in loc)
+    if name == "api_tokens" and rest:
+        rest[0] = "<token>"
+    return ".".join([f"SAFETRAIL_{name.upper()}", *rest])
+
+
+def _refuse(message: str, kind: str = "configuration error") -> typer.Exit:
+    typer.echo(f"{kind}: {message}", err=True)
+    return typer.Exit(2)
+
+
+def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment, with ``--data-dir`` (and ``overrides``) taking
+    precedence; exit 2 if invalid, naming the variable and never echoing its value."""
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
     try:
-        return Settings(data_dir=data_dir) if data_dir is not None else Settings()
+        settings = Settings(**overrides)
     except ValidationError as exc:
-        for err in exc.errors(include_url=False, include_input=False):
-            where = ".".join(str(p) for p in err["loc"])
+        for err in exc.errors(include_url=False, include_input=False, include_context=False):
+            where = _variable(err["loc"])
             message = err["msg"].removeprefix("Value error, ")
             typer.echo(f"configuration error: {where + ': ' if where else ''}{message}", err=True)
         raise typer.Exit(2) from None
+    except SettingsError as exc:  # a JSON-valued variable (tokens, previous keys) is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        where = _variable((field[1],)) if field else "a SAFETRAIL_* variable"
+        cause = exc.__cause__
+        detail = f" ({cause.msg})" if isinstance(cause, json.JSONDecodeError) else ""
+        raise _refuse(f"{where}: not valid JSON{detail}") from None
+    url = settings.clickhouse_url
+    if url and not url.startswith("chdb:"):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise _refuse(
+                "SAFETRAIL_CLICKHOUSE_URL: expected http(s)://[user:password@]host[:port]/database "
+                "or chdb:///path"
+            )
+    return settings
+
+
+def refuse_busy_data_dir(settings: Settings) -> None:
+    """Exit 2 when another process has the embedded engine's data directory open.
+
+    chDB lets one process open a directory and holds an ``flock`` on its ``status`` file
+    (which names its PID); without this check a second process fails deep inside the engine
+    with "Error initializing EmbeddedServer".
+    """
+    url = settings.effective_clickhouse_url
+    if not url.startswith("chdb:"):
+        return
+    status = Path(urlsplit(url).path) / "status"
+    try:
+        fd = os.open(status, os.O_RDONLY)
+    except OSError:
+        return  # never opened yet; any other problem is reported by the open that follows
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        owner = re.search(rb"PID: (\d+)", os.pread(fd, 256, 0))
+        if owner is not None and int(owner[1]) == os.getpid():
+            return  # this process has it open (tests, the demo): chDB shares it in-process
+        by = f" (process {int(owner[1])})" if owner else ""
+        raise _refuse(
+            f"the data directory {settings.data_dir} is in use by another safetrail process"
+            f"{by}; stop it first, or use the API of the running `safetrail serve`",
+            kind="error",
+        ) from None
+    finally:
+        os.close(fd)  # also drops the probe's lock, if it got one
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, and the fields passed as
+    ``extra`` (the access log's route template, method, status and duration)."""
+
+    FIELDS = ("route", "method", "status", "duration_ms")
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: getattr(record, k) for k in self.FIELDS if hasattr(record, k)})
+        if record.exc_info:
+            entry["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        return json.dumps(entry, default=str)
+
+
+# uvicorn's own access log writes the raw path and query string (IDs typed into a URL, an
+# email, a token someone put in ``?token=``): it is off, and the app logs each request by its
+# route template instead (``query_api.metrics``, logger ``safetrail.access``).
+LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": JsonLogFormatter}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {
+        "": {"handlers": ["stderr"], "level": "INFO"},
+        "uvicorn": {"handlers": [], "level": "INFO", "propagate": True},
+        "uvicorn.error": {"handlers": [], "level": "INFO", "propagate": True},
+        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+    },
+}
 
 
 def serve(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to serve on")] = 8000,
+    port: Annotated[int, typer.Option(help="port to serve on", min=1, max=65535)] = 8000,
     data_dir: DataDirOption = None,
 ) -> None:
     """Run collector, processing and the query API in one process on HOST:PORT."""
     import uvicorn  # deferred: keeps `safetrail --help` fast
 
     from query_api.app import create_app
+    from redaction_rules.escalation import EscalationRuleError
+    from redaction_rules.models import RuleError
 
     settings = load_settings(data_dir)
+    refuse_busy_data_dir(settings)
+    try:
+        app = create_app(settings)
+    except (RuleError, EscalationRuleError) as exc:
+        raise _refuse(f"SAFETRAIL_RULES_PATH: {exc}") from None
     mode = "embedded (chDB)" if settings.embedded else "scale-out"
     typer.echo(f"safetrail serving on http://{host}:{port} ({mode}); API docs at /docs")
-    app = create_app(settings)
     tune_gc()
-    uvicorn.run(app, host=host, port=port, workers=1, log_level="info")
+    config = uvicorn.Config(
+        app, host=host, port=port, workers=1, log_config=LOG_CONFIG, access_log=False
+    )
+    server = uvicorn.Server(config)
+    # While it runs, uvicorn turns SIGTERM/SIGINT into a graceful shutdown (requests finish,
+    # the collector stores its journal, the store closes), then raises the signal again for the
+    # handler in place before it: this one, so a graceful stop exits 0, not 143. A signal that
+    # comes before uvicorn listens makes it start and stop at once, just as gracefully.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, lambda _sig, _frame: setattr(server, "should_exit", True))
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn's code for a failed start-up; it logged why
 
 
 def migrate(
@@ -73,6 +210,7 @@ def migrate(
     from projectors.store import Store
 
     settings = load_settings(data_dir)
+    refuse_busy_data_dir(settings)
     policy = RetentionPolicy.from_settings(settings)
     cluster = cluster or settings.clickhouse_cluster or None
     if cluster and is_chdb(settings.effective_clickhouse_url):

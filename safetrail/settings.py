@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +41,11 @@ DEMO_TOKENS: dict[str, TokenInfo] = {
 }
 
 
+# Kafka's own rule for topic names (and a sane one for the consumer group): an empty or odd
+# value fails at start, naming the variable, not at the first produce.
+TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._\-]{1,249}$")]
+
+
 class Settings(BaseSettings):
     """Settings for every safetrail process. Secrets are ``SecretStr`` and never logged."""
 
@@ -52,7 +57,7 @@ class Settings(BaseSettings):
     clickhouse_url: str | None = None
     clickhouse_cluster: str | None = None
     kafka_bootstrap: str | None = None
-    kafka_port: int = 9092
+    kafka_port: int = Field(default=9092, ge=1, le=65535)
     api_tokens: dict[str, TokenInfo] = Field(default_factory=dict)
     hmac_key: SecretStr = SecretStr("")
     # Keys used before the current one, newest first (JSON array): after a rotation, support's
@@ -68,10 +73,10 @@ class Settings(BaseSettings):
     stuck_after_minutes: int = Field(default=30, ge=1)
     raw_reads_per_minute: int = Field(default=30, ge=1)
     lookups_per_minute: int = Field(default=30, ge=1)
-    topic_raw: str = "safetrail.raw.v1"
-    topic_customer: str = "safetrail.timeline.customer.v1"
-    topic_system: str = "safetrail.timeline.system.v1"
-    topic_dlq: str = "safetrail.dlq.v1"
+    topic_raw: TopicName = "safetrail.raw.v1"
+    topic_customer: TopicName = "safetrail.timeline.customer.v1"
+    topic_system: TopicName = "safetrail.timeline.system.v1"
+    topic_dlq: TopicName = "safetrail.dlq.v1"
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication: int = Field(default=1, ge=1)
     raw_topic_retention_hours: int = Field(default=14 * 24, ge=1)
@@ -81,7 +86,7 @@ class Settings(BaseSettings):
     # (then closes once the consumer runs dry): each insert has a fixed cost, so larger
     # batches leave more CPU to the rest of the pipeline. Adds up to this much to latency.
     projector_batch_min_seconds: float = Field(default=0.2, ge=0)
-    consumer_group: str = "safetrail-projector"
+    consumer_group: TopicName = "safetrail-projector"
     # A faust worker whose raw partitions have lag and no new commit for this long exits
     # (code 75) so its supervisor restarts it (ingest/liveness.py).
     processor_stall_seconds: float = Field(default=60.0, gt=0)

@@ -14,20 +14,32 @@ from query_api.models import HealthOut, TtlOut
 
 router = APIRouter(tags=["operations"])
 
+# Events answered (journaled) but not inserted for this long with no insert getting through:
+# storage is behind, reads wait for them, so the instance reports itself unhealthy.
+JOURNAL_STALL_SECONDS = 30.0
+
 
 @router.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
-async def healthz(store: StoreDep, settings: SettingsDep) -> JSONResponse:
-    """Whether storage answers, and whether the TTL in force matches configured retention.
+async def healthz(request: Request, store: StoreDep, settings: SettingsDep) -> JSONResponse:
+    """Whether storage answers and keeps up, and whether the TTL in force matches configured
+    retention.
 
-    Answers 503 when storage is down or a table's TTL differs from settings.
+    Answers 503 when storage is down, when accepted events have waited in the ingest journal
+    for ``JOURNAL_STALL_SECONDS`` with no insert getting through (storage ``behind``), or
+    when a table's TTL differs from settings.
     """
     policy = RetentionPolicy.from_settings(settings)
+    # On a cluster the TTL is in force on the ``_local`` tables (as ``safetrail migrate`` reads it).
+    cluster = bool(settings.clickhouse_cluster)
     try:
         await run_in_threadpool(store.ping)
-        statuses = await run_in_threadpool(store.ttl_status, policy)
+        statuses = await run_in_threadpool(lambda: store.ttl_status(policy, cluster=cluster))
         storage = "ok"
     except Exception:  # noqa: BLE001 - health reports the failure instead of raising it
         statuses, storage = [], "unavailable"
+    registry: Metrics = request.app.state.metrics
+    if storage == "ok" and registry.journal_stalled_seconds() >= JOURNAL_STALL_SECONDS:
+        storage = "behind"
     ttl = [
         TtlOut(table=s.table, expected_days=s.expected_days, actual_days=s.actual_days, ok=s.ok)
         for s in statuses
