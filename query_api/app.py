@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -91,7 +92,7 @@ def create_app(
             active = store
         owned: Ingestor | None = None
         try:
-            await run_in_threadpool(active.migrate)
+            await run_in_threadpool(partial(active.migrate, cluster=settings.store_cluster))
             chosen = ingestor
             if chosen is None and settings.embedded:
                 workers = settings.ingest_workers

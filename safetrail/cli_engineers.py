@@ -85,7 +85,7 @@ def _check_reason(reason: str) -> None:
 def _open_store(settings: Settings) -> Iterator[Store]:
     store = Store.open(settings.effective_clickhouse_url, RetentionPolicy.from_settings(settings))
     try:
-        store.migrate()
+        store.migrate(cluster=settings.store_cluster)
         yield store
     finally:
         store.close()

@@ -178,7 +178,7 @@ def project_cmd(
     with Store.open(
         settings.effective_clickhouse_url, RetentionPolicy.from_settings(settings)
     ) as store:
-        store.migrate()
+        store.migrate(cluster=settings.store_cluster)
         projector = KafkaProjector(settings, store)
         _on_stop(projector.stop)
         tune_gc()
@@ -236,7 +236,7 @@ def _run_up(settings: Settings, host: str, port: int) -> None:
     worker.start()
     store = Store.open(settings.effective_clickhouse_url, RetentionPolicy.from_settings(settings))
     try:
-        store.migrate()
+        store.migrate(cluster=settings.store_cluster)
         projector = KafkaProjector(settings, store)
         projecting = threading.Thread(target=projector.run, name="projector")
         projecting.start()

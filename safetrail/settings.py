@@ -141,6 +141,11 @@ class Settings(BaseSettings):
         return f"chdb://{(self.data_dir / 'chdb').resolve()}"
 
     @property
+    def store_cluster(self) -> str | None:
+        """The ClickHouse cluster the store's tables live on (a server's; chDB has none)."""
+        return (self.clickhouse_cluster or None) if self.clickhouse_url else None
+
+    @property
     def embedded(self) -> bool:
         """No broker configured: the collector processes in-process."""
         return not self.kafka_bootstrap

@@ -30,7 +30,7 @@ async def healthz(request: Request, store: StoreDep, settings: SettingsDep) -> J
     """
     policy = RetentionPolicy.from_settings(settings)
     # On a cluster the TTL is in force on the ``_local`` tables (as ``safetrail migrate`` reads it).
-    cluster = bool(settings.clickhouse_cluster)
+    cluster = settings.store_cluster is not None
     try:
         await run_in_threadpool(store.ping)
         statuses = await run_in_threadpool(lambda: store.ttl_status(policy, cluster=cluster))

@@ -91,7 +91,7 @@ def test_when_the_clickhouse_url_is_https_then_the_client_uses_tls(
     # clickhouse-connect ignores a DSN's scheme: https:// went as plain HTTP to port 8123.
     seen: dict[str, Any] = {}
     monkeypatch.setattr(
-        clients.clickhouse_connect, "get_client", lambda **kwargs: seen.update(kwargs)
+        "projectors.clients.clickhouse_connect.get_client", lambda **kwargs: seen.update(kwargs)
     )
     clients.connect("https://bob:pw@ch.internal:8443/safetrail")
     assert seen["interface"] == "https"
@@ -375,6 +375,9 @@ class _ClusterTables:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
+    def migrate(self, *, cluster: str | None = None, offline: bool | None = None) -> Any:
+        return self._store.migrate()  # the chDB store underneath has no cluster
+
     def ttl_status(
         self, policy: RetentionPolicy | None = None, *, cluster: bool = False
     ) -> list[TtlStatus]:
@@ -389,7 +392,11 @@ def test_when_the_store_is_a_cluster_then_health_reads_the_ttl_where_it_is_in_fo
 ) -> None:
     real = open_store(tmp_path)
     try:
-        settings = api_settings(tmp_path / "api", clickhouse_cluster="prod_cluster")
+        settings = api_settings(
+            tmp_path / "api",
+            clickhouse_url="http://127.0.0.1:9/safetrail",  # a server's (the store is given)
+            clickhouse_cluster="prod_cluster",
+        )
         app_ = create_app(settings, store=_ClusterTables(real))  # type: ignore[arg-type]
         with TestClient(app_) as client:
             response = client.get("/healthz")
@@ -397,3 +404,39 @@ def test_when_the_store_is_a_cluster_then_health_reads_the_ttl_where_it_is_in_fo
         assert response.json()["ttl_ok"] is True
     finally:
         real.close()
+
+
+class _Migrated(Exception):
+    pass
+
+
+class _ClusterStore:
+    """Records the cluster a command migrates with, then stops it."""
+
+    seen: list[str | None] = []
+
+    def migrate(self, *, cluster: str | None = None, offline: bool | None = None) -> None:
+        self.seen.append(cluster)
+        raise _Migrated
+
+    def close(self) -> None:
+        pass
+
+
+def test_when_the_store_is_a_cluster_then_serve_and_the_engineers_cli_migrate_it_as_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the cluster, every start would try to set a TTL on the Distributed tables.
+    from safetrail import cli_engineers
+
+    _ClusterStore.seen = []
+    settings = api_settings(tmp_path).model_copy(
+        update={"clickhouse_url": "http://127.0.0.1:9/safetrail", "clickhouse_cluster": "prod"}
+    )
+    monkeypatch.setattr("query_api.app.Store.open", lambda *_: _ClusterStore())
+    with pytest.raises(_Migrated), TestClient(create_app(settings)):
+        pass
+    with pytest.raises(_Migrated), cli_engineers._open_store(settings):
+        pass
+    assert _ClusterStore.seen == ["prod", "prod"]
+    assert settings.model_copy(update={"clickhouse_url": None}).store_cluster is None
