@@ -44,7 +44,9 @@ from typing import Any, Protocol
 
 TRACE_HEADER = "X-Trace-Id"
 TRACEPARENT_HEADER = "traceparent"
-_TRACE_RE = re.compile(r"^tr_[a-z2-7]{16}$")
+# The event contract's trace ID (``ingest.schema.TraceId``): a trace another system minted
+# (``tr_9c1f2a7b``, a 32-hex OpenTelemetry ID) continues as well as one made here.
+_TRACE_RE = re.compile(r"^[A-Za-z0-9_\-]{4,64}$")
 # version-trace_id-parent_id-flags; a later version may append fields ("-..."), version 00 not.
 _TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-[^\s]*)?$")
 
@@ -136,7 +138,13 @@ def inject_headers(headers: MutableMapping[str, str]) -> MutableMapping[str, str
 
 @contextmanager
 def trace(trace_id: str | None = None) -> Iterator[str]:
-    """Start a new trace (no argument) or continue one (an ID from headers) for this block."""
+    """Start a new trace (no argument) or continue one (an ID from headers) for this block.
+
+    Raises ``ValueError`` for an ID the event contract refuses (4-64 letters, digits, ``_``
+    or ``-``): every event of the block would be rejected at ingest otherwise.
+    """
+    if trace_id is not None and not _TRACE_RE.match(trace_id):
+        raise ValueError("not a trace ID: 4-64 letters, digits, '_' or '-' (see new_trace_id)")
     value = trace_id or new_trace_id()
     token = _current.set(value)
     try:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from ingest.http_sink import HttpSink
 from ingest.schema import RawEvent
@@ -175,3 +176,33 @@ def test_when_the_collector_refuses_a_batch_then_the_error_says_why() -> None:
         Emitter(sink, source="api").emit("login.succeeded")
     with pytest.raises(DeliveryError, match="401"):
         sink.flush()
+
+
+@pytest.mark.parametrize(
+    "minted", ["tr_9c1f2a7b", "4bf92f3577b34da6a3ce929d0e0e4736", "CHK-7731-ab"]
+)
+def test_when_another_system_minted_the_trace_id_then_the_worker_continues_it(minted: str) -> None:
+    # Was ignored unless shaped like the SDK's own IDs: the worker quietly began a new trace
+    # and support saw the job cut off from the request.
+    headers = {"X-Trace-Id": minted}
+    with trace(extract_trace_id(headers)) as continued:
+        assert continued == minted
+        event = Emitter(ListSink(), source="worker").emit("signup_email.sent", status="done")
+    assert RawEvent.model_validate(event).trace_id == minted
+
+
+@pytest.mark.parametrize("bad", ["ab", "x" * 65, "tr 9c1f", "maria@example.com", ""])
+def test_when_a_trace_id_breaks_the_contract_then_trace_refuses_it(bad: str) -> None:
+    assert extract_trace_id({"X-Trace-Id": bad}) is None
+    if bad:  # "" is "no ID": a new trace starts
+        with pytest.raises(ValueError, match="not a trace ID"), trace(bad):
+            pass
+        with pytest.raises(ValidationError):
+            RawEvent.model_validate(
+                {
+                    "trace_id": bad,
+                    "type": "a.b",
+                    "occurred_at": "2026-11-27T10:00:00Z",
+                    "source": "s",
+                }
+            )
