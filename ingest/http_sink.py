@@ -16,6 +16,17 @@ from ingest.sdk import BufferFullError, DeliveryError
 log = logging.getLogger(__name__)
 
 
+MAX_REJECTED_KEPT = 1000
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds a ``Retry-After`` header asks to wait (0 when absent or a date), at most 30."""
+    try:
+        return min(max(float(value or 0), 0.0), 30.0)
+    except ValueError:
+        return 0.0
+
+
 class HttpSink:
     """Buffers events and posts them in batches; the collector answers after they are durable.
 
@@ -27,7 +38,9 @@ class HttpSink:
     that event is moved to ``refused`` with the answer (nothing else is held up behind it) and
     ``flush`` raises ``DeliveryError`` once the rest is delivered. Events the collector rejects
     (bad input) are kept server-side with a reason; their results are logged as warnings and
-    collected in ``rejected`` so the service can see them too. Safe to use from many threads.
+    the latest ``MAX_REJECTED_KEPT`` collected in ``rejected`` (``rejected_total`` counts them
+    all) so the service can see them too. A ``Retry-After`` on 429/503 sets the next wait.
+    Safe to use from many threads.
     """
 
     def __init__(
@@ -50,7 +63,8 @@ class HttpSink:
         # delete a batch from it, dropping events nobody sent.
         self._flushing = threading.Lock()
         self.accepted = 0
-        self.rejected: list[dict[str, Any]] = []
+        self.rejected: list[dict[str, Any]] = []  # the latest MAX_REJECTED_KEPT
+        self.rejected_total = 0
         # (event as JSON, the collector's answer) for events the collector would not take.
         self.refused: list[tuple[bytes, str]] = []
 
@@ -127,6 +141,8 @@ class HttpSink:
                         f"collector refused the batch ({resp.status_code}): {resp.text[:300]}"
                     )
                 problem = f"collector answered {resp.status_code}"
+                # A busy or catching-up collector says when to come back (429, 503).
+                delay = max(delay, _retry_after(resp.headers.get("Retry-After")))
             if time.monotonic() + delay > deadline:
                 raise DeliveryError(f"{problem}; {len(batch)} events still buffered")
             log.warning("%s; retrying in %.1fs", problem, delay)
@@ -141,7 +157,10 @@ class HttpSink:
             )
         with self._lock:
             self.accepted += int(answer.get("accepted", 0))
+            self.rejected_total += len(rejected)
             self.rejected.extend(rejected)
+            # A long-running service keeps the latest only (each was logged when it came).
+            del self.rejected[:-MAX_REJECTED_KEPT]
 
     def close(self) -> None:
         """Flush what is buffered and close the HTTP client."""

@@ -293,3 +293,47 @@ def test_when_a_send_is_refused_after_failed_deliveries_then_that_event_is_kept_
     assert kept == ["ev_first", "ev_second"]  # before: ev_second was neither sent nor kept
     assert sink.buffered() == 0
     assert sink.discard_undelivered() == 2
+
+
+def _numbered(n: int) -> dict[str, Any]:
+    at = "2026-11-27T10:00:00Z"
+    return {"event_id": f"ev_ra_{n}", "trace_id": "tr_retryafter", "type": "a.b", "occurred_at": at}
+
+
+def test_when_the_collector_says_retry_after_then_the_sink_waits_that_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers = iter(
+        [
+            httpx.Response(503, headers={"Retry-After": "5"}, json={"error": "storage_behind"}),
+            httpx.Response(202, json={"accepted": 1, "rejected": 0, "results": []}),
+        ]
+    )
+    client = httpx.Client(transport=httpx.MockTransport(lambda _: next(answers)))
+    waits: list[float] = []
+    monkeypatch.setattr("ingest.http_sink.time.sleep", waits.append)
+    sink = HttpSink("http://collector.test", token="t", client=client)
+    sink.send(_numbered(1))
+    sink.flush(timeout=30)
+    assert waits == [5.0] and sink.accepted == 1  # was 0.1 s: a retry storm on a busy store
+
+
+def test_when_many_events_are_rejected_then_the_sink_keeps_the_latest_and_counts_all() -> None:
+    def reject_all(request: httpx.Request) -> httpx.Response:
+        events = orjson.loads(request.content)
+        results = [
+            {"index": i, "event_id": e["event_id"], "status": "rejected", "reason": "bad"}
+            for i, e in enumerate(events)
+        ]
+        return httpx.Response(
+            202, json={"accepted": 0, "rejected": len(events), "results": results}
+        )
+
+    client = httpx.Client(transport=httpx.MockTransport(reject_all))
+    sink = HttpSink("http://collector.test", token="t", client=client, batch_size=500)
+    for n in range(2500):
+        sink.send(_numbered(n))
+    sink.flush()
+    # A long-running service must not grow without bound: the latest 1,000, and the count.
+    assert sink.rejected_total == 2500 and len(sink.rejected) == 1000
+    assert sink.rejected[-1]["event_id"] == "ev_ra_2499"
