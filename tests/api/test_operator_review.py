@@ -34,7 +34,7 @@ from safetrail import cli_demo
 from safetrail.cli import app
 from tests.api.conftest import RAW_EMAIL, SERVICE, SUPPORT, api_settings, recent
 from tests.api.conftest import signup_events as seed
-from tests.api.test_cli_serve import ENV
+from tests.api.test_cli_serve import ENV, wait_healthy
 from tests.store_fixtures import open_store
 
 SECRET_TOKEN = "tok-live-7f3a9c2e51d04b68"
@@ -196,19 +196,6 @@ def _safetrail(*args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_healthy(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while True:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "serve did not become healthy"
-        time.sleep(0.2)
-
-
 @dataclass
 class Served:
     base: str
@@ -226,7 +213,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     proc = _safetrail("serve", "--port", str(port), "--data-dir", str(data_dir), log=log)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(proc, base, log)
+        wait_healthy(proc, base, log)
         yield Served(base, data_dir, log, proc)
     finally:
         if proc.poll() is None:
