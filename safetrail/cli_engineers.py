@@ -44,6 +44,7 @@ from projectors.retention import RetentionPolicy
 from projectors.store import Store
 from redaction_rules.engine import Redactor, id_problem
 from redaction_rules.scanners import scan_text
+from safetrail.cli_serve import load_settings
 from safetrail.redactor import build_redactor
 from safetrail.settings import Settings
 
@@ -167,7 +168,7 @@ def replay_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Re-run the current rules over raw events received between --from and --to."""
-    settings = Settings()
+    settings = load_settings()
     request = ReplayRequest(
         start=parse_time(start),
         end=parse_time(end),
@@ -193,7 +194,7 @@ def replay_cmd(
 
 def verify_cmd() -> None:
     """Check the access log's hash chain; exit 1 naming the first broken entry."""
-    with _open_store(Settings()) as store:
+    with _open_store(load_settings()) as store:
         report = store.verify_access_chain()
     if report.unchained:
         typer.echo(f"{report.unchained} entries predate the chain and are not covered")
@@ -217,7 +218,7 @@ def dead_letters_list_cmd(
     event's IDs and reason come from bad input and may hold an email or a card number
     (``GET /v1/dead-letters``, with a reason and an access-log entry, shows everything).
     """
-    with _open_store(Settings()) as store:
+    with _open_store(load_settings()) as store:
         rows = store.dead_letter_status(limit=limit, pending_only=not show_all)
 
     def shown(text: str | None) -> str | None:
@@ -256,7 +257,7 @@ def dead_letters_redrive_cmd(
 ) -> None:
     """Run dead letters through the current rules again (after a fix), via the replay path."""
     _check_reason(reason)
-    settings = Settings()
+    settings = load_settings()
     now = datetime.now(UTC)
     request = ReplayRequest(
         start=datetime(1970, 1, 1, tzinfo=UTC),

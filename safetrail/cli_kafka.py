@@ -23,6 +23,7 @@ from typing import Annotated
 
 import typer
 
+from safetrail.cli_serve import load_settings
 from safetrail.gc_tuning import tune_gc
 from safetrail.redactor import build_redactor
 from safetrail.settings import Settings
@@ -44,7 +45,7 @@ def _serve_metrics(port: int, host: str) -> None:
 
 
 def _settings(bootstrap: str | None) -> Settings:
-    settings = Settings(kafka_bootstrap=bootstrap) if bootstrap else Settings()
+    settings = load_settings(kafka_bootstrap=bootstrap) if bootstrap else load_settings()
     if not settings.kafka_bootstrap:
         raise typer.BadParameter("set SAFETRAIL_KAFKA_BOOTSTRAP (or --bootstrap) to a broker")
     return settings
@@ -194,7 +195,7 @@ def up_cmd(
 ) -> None:
     """Run the scale-out pipeline on one machine against a local Apache Kafka broker."""
     started_broker = False
-    configured = Settings()  # environment and .env, as every other command reads them
+    configured = load_settings()  # environment and .env, as every other command reads them
     # The broker script reads the environment only: hand it the port .env may have set.
     broker_env = {**os.environ, "SAFETRAIL_KAFKA_PORT": str(configured.kafka_port)}
     if not configured.kafka_bootstrap:

@@ -9,13 +9,13 @@ from typing import Annotated
 import orjson
 import typer
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings
 from rich.console import Console
 from rich.table import Table
 
 from ingest.process import Rejected, process
 from ingest.schema import RawEvent, describe_validation_error
 from redaction_rules.engine import Redactor, RuleError, load_rules
+from safetrail.cli_serve import load_settings
 from safetrail.settings import DEMO_HMAC_KEY, Settings
 
 rules_app = typer.Typer(
@@ -49,32 +49,22 @@ def _fail(problems: list[str]) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-class _RulesPathOnly(BaseSettings):
-    """``SAFETRAIL_RULES_PATH`` alone (environment or ``.env``, as ``Settings`` reads it), for
-    when the full settings do not load."""
-
-    model_config = Settings.model_config
-
-    rules_path: Path | None = None
-
-
 def _redactor(rules_path: Path | None) -> Redactor:
     """Rules and HMAC key as the pipeline would use them, with a demo-key fallback."""
     try:
-        settings: Settings | None = Settings()
-    except ValidationError:
-        settings = None
-    if settings is None:
-        # A developer trying rules locally need not configure a production secret; say so,
-        # because hmac/lookup tokens then differ from the deployment's.
-        typer.echo("note: SAFETRAIL_HMAC_KEY not set, using the demo key", err=True)
-        key = DEMO_HMAC_KEY.encode()
-        rules_path = rules_path or _RulesPathOnly().rules_path
-    else:
+        settings = Settings()
         key = settings.effective_hmac_key
-        rules_path = rules_path or settings.rules_path
+    except ValidationError:
+        # Only the key may be missing here (any other bad variable stops the command, named):
+        # a developer trying rules locally need not configure a production secret; say so,
+        # because hmac/lookup tokens then differ from the deployment's.
+        settings = load_settings(demo=True)
+        typer.echo(
+            "note: SAFETRAIL_HMAC_KEY not set (or a placeholder), using the demo key", err=True
+        )
+        key = DEMO_HMAC_KEY.encode()
     try:
-        return Redactor(load_rules(rules_path), key)
+        return Redactor(load_rules(rules_path or settings.rules_path), key)
     except RuleError as exc:
         raise _fail(exc.problems) from None
 

@@ -427,3 +427,30 @@ def test_when_the_store_is_a_cluster_then_serve_and_the_engineers_cli_migrate_it
         pass
     assert _ClusterStore.seen == ["prod", "prod"]
     assert settings.model_copy(update={"clickhouse_url": None}).store_cluster is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["audit", "verify"],
+        ["dead-letters", "list"],
+        ["replay", "--from", "-1h", "--to", "now", "--reason", "INC-7", "--dry-run"],
+        ["project"],
+        ["process"],
+        ["rules", "test", "/dev/null"],
+    ],
+)
+def test_when_any_command_meets_a_bad_setting_then_it_names_it_without_the_value(
+    tmp_path: Path, args: list[str]
+) -> None:
+    # These built Settings directly: a pydantic traceback, exit 1, the value in it.
+    tokens = json.dumps({SECRET_TOKEN: {"name": "ana", "role": "superuser"}})
+    result = _run(
+        args,
+        SAFETRAIL_DATA_DIR=str(tmp_path),
+        SAFETRAIL_API_TOKENS=tokens,
+        SAFETRAIL_KAFKA_BOOTSTRAP="127.0.0.1:9",
+    )
+    assert result.exit_code == 2, result.output
+    assert "configuration error: SAFETRAIL_API_TOKENS" in result.output
+    assert SECRET_TOKEN not in result.output and "Traceback" not in result.output
