@@ -14,6 +14,8 @@ from functools import partial
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest.collector import EmbeddedCollector, Ingestor
 from ingest.journal import journal_dir
@@ -46,6 +48,30 @@ from safetrail.settings import Settings
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` on every ``/v1`` answer (JSON, summary.txt, CSV, errors).
+
+    They carry masked personal data and are read with a bearer token: no shared proxy or
+    browser cache may keep them. The support pages set it themselves (``SECURITY_HEADERS``).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
 
 
 def _kafka_ingestor(settings: Settings, rules: Redactor) -> Ingestor:
@@ -136,6 +162,7 @@ def create_app(
     app.state.clock = clock or _utc_now
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(NoStoreMiddleware)
     app.state.redactor = rules
     for module in (events, traces, jobs, customers, access_log, health):
         app.include_router(module.router)

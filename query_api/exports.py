@@ -3,6 +3,9 @@
 Spreadsheet programs execute cells that start with ``=``, ``+``, ``-``, ``@`` (and tab or
 carriage return, which some strip first) as formulas. Every such cell is prefixed with a single
 quote so an event field can never run in the spreadsheet of whoever opens the export.
+
+The text starts with a UTF-8 byte order mark: without it Excel reads the file in the system's
+legacy code page and garbles every non-ASCII letter (masked names, reasons).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ CSV_COLUMNS = (
     "event_id",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+BOM = "\ufeff"
 
 
 def csv_safe(value: object) -> str:
@@ -43,8 +47,9 @@ def _fields(fields: dict[str, str]) -> str:
 
 
 def timeline_csv(events: Iterable[EventOut]) -> str:
-    """The events as CSV text with a header row, oldest first as given."""
+    """The events as CSV text (byte order mark, header row), oldest first as given."""
     buffer = io.StringIO()
+    buffer.write(BOM)
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for event in events:

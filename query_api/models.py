@@ -201,11 +201,15 @@ class JobHistory(_Out):
 
 
 class Page(_Out, Generic[T]):
-    """A page of results: ``next`` is the cursor for the following page, absent at the end."""
+    """A page of results: ``next`` is the cursor for the following page, null on the last."""
 
     data: list[T]
     count: int = Field(description="items matching the filters, over all pages")
-    next: str | None = None
+    next: str | None = Field(
+        default=None,
+        description="cursor for the following page, valid with the same record and filters "
+        "only; null on the last page",
+    )
 
 
 class EventResultOut(_Out):

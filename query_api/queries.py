@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,20 +30,45 @@ class BadCursor(ValueError):
     """A page cursor that this API did not issue (or that was altered)."""
 
 
-def encode_cursor(occurred_at: datetime, event_id: str) -> str:
-    """Opaque cursor for the position after an event."""
-    raw = orjson.dumps([utc(occurred_at).isoformat(), event_id])
+def _cursor_check(when: str, event_id: str, scope: Sequence[object]) -> str:
+    """A short digest of the position and what the page was asked for (customer, filters)."""
+    digest = hashlib.sha256(orjson.dumps([when, event_id, *map(_scope_part, scope)]))
+    return digest.hexdigest()[:16]
+
+
+def _scope_part(part: object) -> str | None:
+    if part is None:
+        return None
+    return utc(part).isoformat() if isinstance(part, datetime) else str(part)
+
+
+def encode_cursor(occurred_at: datetime, event_id: str, scope: Sequence[object] = ()) -> str:
+    """Opaque cursor for the position after an event, valid only for the same ``scope`` (the
+    record and the filters of the page it came from)."""
+    when = utc(occurred_at).isoformat()
+    raw = orjson.dumps([when, event_id, _cursor_check(when, event_id, scope)])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The position a cursor stands for; ``BadCursor`` if it is not one of ours."""
+def decode_cursor(cursor: str, scope: Sequence[object] = ()) -> tuple[datetime, str]:
+    """The position a cursor stands for; ``BadCursor`` if it is not one of ours, was altered,
+    or was made for another record or other filters (its position would skip events there)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        when, event_id = orjson.loads(raw)
-        return utc(datetime.fromisoformat(when)), str(event_id)
-    except (binascii.Error, ValueError, TypeError) as exc:
+        when, event_id, check = orjson.loads(raw)
+        position = utc(datetime.fromisoformat(when))
+    except (binascii.Error, ValueError, TypeError, OverflowError) as exc:
         raise BadCursor("the cursor is not valid; start again without it") from exc
+    if not isinstance(event_id, str) or check != _cursor_check(when, event_id, scope):
+        raise BadCursor(
+            "the cursor does not belong to this query (other filters, or altered); "
+            "start again without it"
+        )
+    # The digest is no secret (it catches mistakes, not forgers): a made-up position outside
+    # ClickHouse's DateTime64 range (1900-2299) would make a query that cannot be built.
+    if not 1900 <= position.year <= 2299:
+        raise BadCursor("the cursor is not valid; start again without it")
+    return position, event_id
 
 
 def _retention(store: Store) -> timedelta:
@@ -114,8 +140,9 @@ def get_customer_timeline(
     """One page of the customer's timeline, oldest first; None for an unknown customer."""
     filters = filters or TimelineFilter()
     limit = max(1, min(limit, MAX_PAGE))
+    scope = (customer_id, filters.lane, filters.since, filters.until)
     try:
-        after = decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor, scope) if cursor else None
     except BadCursor:
         # An unknown customer is 404 whatever the cursor says.
         if not store.customer_exists(customer_id, now=now):
@@ -136,7 +163,7 @@ def get_customer_timeline(
     return Page[EventOut](
         data=[EventOut.from_timeline(e) for e in page],
         count=count,
-        next=encode_cursor(page[-1].occurred_at, page[-1].event_id) if more else None,
+        next=encode_cursor(page[-1].occurred_at, page[-1].event_id, scope) if more else None,
     )
 
 

@@ -14,7 +14,7 @@ from query_api.models import AccessLogEntryOut, Page
 from query_api.queries import MAX_PAGE, BadCursor, decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/v1/access-log", tags=["audit"])
-_ERRORS = error_responses(400, 401, 403)
+_ERRORS = error_responses(400, 401, 403, 503)
 
 
 @router.get("", response_model=Page[AccessLogEntryOut], responses=_ERRORS)
@@ -29,8 +29,9 @@ async def get_access_log(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> Page[AccessLogEntryOut]:
     """Who read which record, when and through which route; oldest first."""
+    scope = (actor, record_kind, record_id)
     try:
-        after = decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor, scope) if cursor else None
     except BadCursor as exc:
         raise ApiError(400, "bad_cursor", str(exc)) from exc
     logged = logged_filter(record_id, record_kind, actor)
@@ -42,5 +43,5 @@ async def get_access_log(
     return Page[AccessLogEntryOut](
         data=[AccessLogEntryOut.model_validate(r, from_attributes=True) for r in page],
         count=count,
-        next=encode_cursor(page[-1].at, page[-1].entry_id) if more else None,
+        next=encode_cursor(page[-1].at, page[-1].entry_id, scope) if more else None,
     )

@@ -22,6 +22,7 @@ from query_api.errors import (
 from query_api.exports import timeline_csv
 from query_api.models import EventOut, Page
 from query_api.queries import (
+    MAX_EXPORT_ROWS,
     MAX_PAGE,
     BadCursor,
     TimelineFilter,
@@ -34,7 +35,21 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 CustomerIdPath = Annotated[
     str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$", examples=["48291"])
 ]
-_ERRORS = error_responses(400, 401, 403, 404)
+_ERRORS = error_responses(400, 401, 403, 404, 503)
+
+
+def _query_time(name: str, value: datetime | None) -> datetime | None:
+    """``value`` in UTC; 400 outside ClickHouse's DateTime64 range (1900-2299), where the query
+    could not be built, or at the edge of Python's (year 1 or 9999 with an offset: no UTC)."""
+    if value is None:
+        return None
+    try:
+        value = utc(value)
+    except OverflowError:
+        value = None
+    if value is None or not 1900 <= value.year <= 2299:
+        raise ApiError(400, "bad_range", f"'{name}' must be between 1900 and 2299.")
+    return value
 
 
 def timeline_filter(
@@ -46,12 +61,7 @@ def timeline_filter(
 
     Times without a zone are read as UTC, like every time the API returns.
     """
-    since = utc(since) if since is not None else None
-    until = utc(until) if until is not None else None
-    for name, value in (("since", since), ("until", until)):
-        # ClickHouse's DateTime64 covers 1900-2299; outside it the query could not be built.
-        if value is not None and not 1900 <= value.year <= 2299:
-            raise ApiError(400, "bad_range", f"'{name}' must be between 1900 and 2299.")
+    since, until = _query_time("since", since), _query_time("until", until)
     if since is not None and until is not None and until <= since:
         raise ApiError(400, "bad_range", "'until' must be later than 'since'.")
     return TimelineFilter(lane=lane, since=since, until=until)
@@ -71,7 +81,8 @@ async def get_timeline(
     cursor: Annotated[str | None, Query(description="'next' of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> Page[EventOut]:
-    """The customer's events oldest first, paginated; ``next`` is absent on the last page."""
+    """The customer's events oldest first, paginated; ``next`` is null on the last page
+    and is valid only with the same filters (else 400 ``bad_cursor``)."""
     refuse_unstorable_id("customer", customer_id)
     try:
         page = await audit.around(
@@ -95,7 +106,8 @@ async def get_timeline(
 @router.get(
     "/{customer_id}/timeline.csv",
     response_model=None,
-    responses=text_responses("text/csv", 400, 401, 403, 404),
+    response_class=Response,  # documents the 200 as CSV only (errors stay JSON)
+    responses=text_responses("text/csv", 400, 401, 403, 404, 503),
 )
 async def get_timeline_csv(
     customer_id: CustomerIdPath,
@@ -105,14 +117,31 @@ async def get_timeline_csv(
     now: NowDep,
     filters: FilterDep,
 ) -> Response:
-    """The same timeline as CSV, with the same masks (formula cells neutralised)."""
+    """The whole filtered timeline as one CSV file (no paging), with the same masks; cells a
+    spreadsheet would run as a formula start with ``'``. UTF-8 with a byte order mark, a header
+    row, then these columns in this order: occurred_at, lane, label, type, status, attempt,
+    error_code, reason, trace_id, job_id, request_id, customer_id, fields (``key=value; ...``),
+    event_id. More than 100,000 events is 400 ``export_too_large``: narrow ``since``/``until``
+    rather than get a cut file."""
     refuse_unstorable_id("customer", customer_id)
     await run_in_threadpool(audit.record, "customer_export", customer_id)
     events = await run_in_threadpool(
-        export_customer_timeline, store, customer_id, now=now, filters=filters
+        export_customer_timeline,
+        store,
+        customer_id,
+        now=now,
+        filters=filters,
+        max_rows=MAX_EXPORT_ROWS + 1,  # one more tells that the file would be cut
     )
     if events is None:
         raise not_found("customer", customer_id)
+    if len(events) > MAX_EXPORT_ROWS:
+        raise ApiError(
+            400,
+            "export_too_large",
+            f"More than {MAX_EXPORT_ROWS} events match; narrow the export with 'since' and "
+            "'until' (or 'lane') and export each part.",
+        )
     return Response(
         timeline_csv(events),
         media_type="text/csv; charset=utf-8",

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 JobIdPath = Annotated[
     str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$", examples=["job_9c1f"])
 ]
-_ERRORS = error_responses(401, 403, 404)
+_ERRORS = error_responses(401, 403, 404, 503)
 
 
 @router.get("/{job_id}", response_model=JobHistory, responses=_ERRORS)

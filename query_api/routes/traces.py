@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from query_api.deps import (
     AuditDep,
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/v1/traces", tags=["traces"])
 TraceIdPath = Annotated[
     str, Path(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$", examples=["tr_9c1f2a7b"])
 ]
-_ERRORS = error_responses(401, 403, 404)
+_ERRORS = error_responses(401, 403, 404, 503)
 
 
 async def _chain(
@@ -65,7 +65,8 @@ async def get_trace(
 @router.get(
     "/{trace_id}/summary.txt",
     response_model=None,
-    responses=text_responses("text/plain", 401, 403, 404),
+    response_class=Response,  # documents the 200 as text only (errors stay JSON)
+    responses=text_responses("text/plain", 401, 403, 404, 503),
 )
 async def get_trace_summary_text(
     trace_id: TraceIdPath,
