@@ -86,6 +86,9 @@ class TimelineQuery:
     lane: Lane | None = None
     after: tuple[datetime, str] | None = None
     limit: int = 100
+    # Only rows stored (``ingested_at``) by then: later pages of one read see what its first
+    # page saw, whatever arrives meanwhile.
+    stored_by: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +327,9 @@ class StoreReads:
         if q.lane is not None:
             where += " AND lane = {lane:String}"
             params["lane"] = q.lane.value
+        if q.stored_by is not None:
+            where += f" AND ingested_at <= {{stored_by:{_TS}}}"
+            params["stored_by"] = utc(q.stored_by)
         return where, params
 
     def customer_exists(self, customer_id: str, *, now: datetime | None = None) -> bool:

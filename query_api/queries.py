@@ -30,10 +30,10 @@ class BadCursor(ValueError):
     """A page cursor that this API did not issue (or that was altered)."""
 
 
-def _cursor_check(when: str, event_id: str, scope: Sequence[object]) -> str:
+def _cursor_check(when: str, event_id: str, as_of: str | None, scope: Sequence[object]) -> str:
     """A short digest of the position and what the page was asked for (customer, filters)."""
-    digest = hashlib.sha256(orjson.dumps([when, event_id, *map(_scope_part, scope)]))
-    return digest.hexdigest()[:16]
+    parts = [when, event_id, as_of, *map(_scope_part, scope)]
+    return hashlib.sha256(orjson.dumps(parts)).hexdigest()[:16]
 
 
 def _scope_part(part: object) -> str | None:
@@ -42,32 +42,45 @@ def _scope_part(part: object) -> str | None:
     return utc(part).isoformat() if isinstance(part, datetime) else str(part)
 
 
-def encode_cursor(occurred_at: datetime, event_id: str, scope: Sequence[object] = ()) -> str:
+def encode_cursor(
+    occurred_at: datetime,
+    event_id: str,
+    scope: Sequence[object] = (),
+    as_of: datetime | None = None,
+) -> str:
     """Opaque cursor for the position after an event, valid only for the same ``scope`` (the
-    record and the filters of the page it came from)."""
+    record and the filters of the page it came from); ``as_of`` is the moment the first page
+    was read (later pages show what was stored by then)."""
     when = utc(occurred_at).isoformat()
-    raw = orjson.dumps([when, event_id, _cursor_check(when, event_id, scope)])
+    stamp = utc(as_of).isoformat() if as_of is not None else None
+    raw = orjson.dumps([when, event_id, stamp, _cursor_check(when, event_id, stamp, scope)])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, scope: Sequence[object] = ()) -> tuple[datetime, str]:
-    """The position a cursor stands for; ``BadCursor`` if it is not one of ours, was altered,
-    or was made for another record or other filters (its position would skip events there)."""
+def _decode(cursor: str, scope: Sequence[object]) -> tuple[datetime, str, datetime | None]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        when, event_id, check = orjson.loads(raw)
+        when, event_id, stamp, check = orjson.loads(raw)
         position = utc(datetime.fromisoformat(when))
+        as_of = utc(datetime.fromisoformat(stamp)) if stamp is not None else None
     except (binascii.Error, ValueError, TypeError, OverflowError) as exc:
         raise BadCursor("the cursor is not valid; start again without it") from exc
-    if not isinstance(event_id, str) or check != _cursor_check(when, event_id, scope):
+    if not isinstance(event_id, str) or check != _cursor_check(when, event_id, stamp, scope):
         raise BadCursor(
             "the cursor does not belong to this query (other filters, or altered); "
             "start again without it"
         )
     # The digest is no secret (it catches mistakes, not forgers): a made-up position outside
     # ClickHouse's DateTime64 range (1900-2299) would make a query that cannot be built.
-    if not 1900 <= position.year <= 2299:
+    if not all(1900 <= t.year <= 2299 for t in (position, as_of) if t is not None):
         raise BadCursor("the cursor is not valid; start again without it")
+    return position, event_id, as_of
+
+
+def decode_cursor(cursor: str, scope: Sequence[object] = ()) -> tuple[datetime, str]:
+    """The position a cursor stands for; ``BadCursor`` if it is not one of ours, was altered,
+    or was made for another record or other filters (its position would skip events there)."""
+    position, event_id, _ = _decode(cursor, scope)
     return position, event_id
 
 
@@ -141,8 +154,15 @@ def get_customer_timeline(
     filters = filters or TimelineFilter()
     limit = max(1, min(limit, MAX_PAGE))
     scope = (customer_id, filters.lane, filters.since, filters.until)
+    # Every page reads the timeline as it was stored when the first page was read: an event
+    # stored meanwhile, dated before the position reached, would otherwise be skipped (and
+    # counted), and one re-sent with another time shown on two pages. It shows on a new read.
+    as_of: datetime | None = now
+    after: tuple[datetime, str] | None = None
     try:
-        after = decode_cursor(cursor, scope) if cursor else None
+        if cursor:
+            at, event_id, as_of = _decode(cursor, scope)
+            after = (at, event_id)
     except BadCursor:
         # An unknown customer is 404 whatever the cursor says.
         if not store.customer_exists(customer_id, now=now):
@@ -154,6 +174,7 @@ def get_customer_timeline(
         lane=filters.lane,
         after=after,
         limit=limit + 1,  # one extra row tells whether a next page exists
+        stored_by=as_of,
     )
     found = store.customer_page(customer_id, query, now=now)
     if found is None:
@@ -163,8 +184,18 @@ def get_customer_timeline(
     return Page[EventOut](
         data=[EventOut.from_timeline(e) for e in page],
         count=count,
-        next=encode_cursor(page[-1].occurred_at, page[-1].event_id, scope) if more else None,
+        next=encode_cursor(page[-1].occurred_at, page[-1].event_id, scope, as_of) if more else None,
     )
+
+
+class ExportTooLarge(ValueError):
+    """More events match than one export holds; the caller should narrow the filters."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"More than {limit} events match; narrow the export with 'since' and 'until' (or "
+            "the lane) and export each part."
+        )
 
 
 def export_customer_timeline(
@@ -173,25 +204,32 @@ def export_customer_timeline(
     *,
     now: datetime,
     filters: TimelineFilter | None = None,
-    max_rows: int = MAX_EXPORT_ROWS,
+    max_rows: int | None = None,
 ) -> list[EventOut] | None:
-    """Every event of the filtered timeline (up to ``max_rows``), oldest first."""
+    """Every event of the filtered timeline, oldest first, as stored at ``now``.
+
+    Raises ``ExportTooLarge`` when more than ``max_rows`` (default ``MAX_EXPORT_ROWS``) match:
+    a file cut short without a word would read as the whole history.
+    """
     if not store.customer_exists(customer_id, now=now):
         return None
+    limit = MAX_EXPORT_ROWS if max_rows is None else max_rows
     filters = filters or TimelineFilter()
     out: list[EventOut] = []
     after: tuple[datetime, str] | None = None
-    while len(out) < max_rows:
+    while True:
         query = TimelineQuery(
             since=filters.since,
             until=filters.until,
             lane=filters.lane,
             after=after,
-            limit=min(10_000, max_rows - len(out)),
+            limit=min(10_000, limit + 1 - len(out)),  # one more tells the file would be cut
+            stored_by=now,  # the parts are read of one moment, as pages are
         )
         rows = store.customer_timeline(customer_id, query, now=now)
         out.extend(EventOut.from_timeline(e) for e in rows)
+        if len(out) > limit:
+            raise ExportTooLarge(limit)
         if len(rows) < query.limit:
-            break
+            return out
         after = (rows[-1].occurred_at, rows[-1].event_id)
-    return out

@@ -22,9 +22,9 @@ from query_api.errors import (
 from query_api.exports import timeline_csv
 from query_api.models import EventOut, Page
 from query_api.queries import (
-    MAX_EXPORT_ROWS,
     MAX_PAGE,
     BadCursor,
+    ExportTooLarge,
     TimelineFilter,
     export_customer_timeline,
     get_customer_timeline,
@@ -125,23 +125,14 @@ async def get_timeline_csv(
     rather than get a cut file."""
     refuse_unstorable_id("customer", customer_id)
     await run_in_threadpool(audit.record, "customer_export", customer_id)
-    events = await run_in_threadpool(
-        export_customer_timeline,
-        store,
-        customer_id,
-        now=now,
-        filters=filters,
-        max_rows=MAX_EXPORT_ROWS + 1,  # one more tells that the file would be cut
-    )
+    try:
+        events = await run_in_threadpool(
+            export_customer_timeline, store, customer_id, now=now, filters=filters
+        )
+    except ExportTooLarge as exc:
+        raise ApiError(400, "export_too_large", str(exc)) from None
     if events is None:
         raise not_found("customer", customer_id)
-    if len(events) > MAX_EXPORT_ROWS:
-        raise ApiError(
-            400,
-            "export_too_large",
-            f"More than {MAX_EXPORT_ROWS} events match; narrow the export with 'since' and "
-            "'until' (or 'lane') and export each part.",
-        )
     return Response(
         timeline_csv(events),
         media_type="text/csv; charset=utf-8",

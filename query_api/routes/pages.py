@@ -39,6 +39,7 @@ from query_api.pages_search import JOB_PREFIX, TRACE_PREFIX, QueryKind, classify
 from query_api.pages_view import escalation_hint, glance, whole_minutes
 from query_api.queries import (
     BadCursor,
+    ExportTooLarge,
     export_customer_timeline,
     get_customer_timeline,
     get_customer_traces,
@@ -334,7 +335,10 @@ def customer_csv(
     if error:
         raise PageError(400, "Export refused", error)
     log.record("customer_export", customer_id)
-    events = export_customer_timeline(store, customer_id, now=now, filters=filters)
+    try:
+        events = export_customer_timeline(store, customer_id, now=now, filters=filters)
+    except ExportTooLarge as exc:  # as the API: never a file cut short without a word
+        raise PageError(400, "Export too large", str(exc)) from None
     if events is None:
         raise PageError(404, "Customer not found", f"No customer {customer_id} within retention.")
     disposition = f'attachment; filename="{customer_id}-timeline.csv"'

@@ -151,10 +151,14 @@ def test_when_the_csv_is_opened_in_a_spreadsheet_then_it_is_read_as_utf8(api: Ap
 def test_when_the_export_would_be_cut_then_400_says_to_narrow_it(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("query_api.routes.customers.MAX_EXPORT_ROWS", 5)  # the customer has 6
+    monkeypatch.setattr("query_api.queries.MAX_EXPORT_ROWS", 5)  # the customer has 6
     response = api.get(f"/v1/customers/{CUSTOMER}/timeline.csv")
     assert response.status_code == 400
     assert response.json()["error"] == "export_too_large"
+    # The support page's export, the same function: a page saying why, not a cut file.
+    assert api.client.post("/support/login", data={"token": SUPPORT}).status_code == 200
+    page = api.client.get(f"/support/customers/{CUSTOMER}.csv")
+    assert page.status_code == 400 and "narrow the export" in page.text
     narrowed = api.get(f"/v1/customers/{CUSTOMER}/timeline.csv", params={"lane": "system"})
     assert narrowed.status_code == 200
     assert len(list(csv.reader(io.StringIO(narrowed.text)))) == 1 + 5
@@ -179,3 +183,31 @@ def test_when_the_schema_is_read_then_it_says_what_the_routes_answer(api: Api) -
     ]:
         # storage_behind / storage_unavailable, in the error shape, with Retry-After
         assert "503" in paths[path]["get"]["responses"], path
+
+
+def test_when_events_arrive_between_pages_then_no_event_is_skipped_or_shown_twice(
+    api: Api,
+) -> None:
+    live, path = "cust_review_live", "/v1/customers/cust_review_live/timeline"
+    events = signup_events("tr_review_live", live, "job_review_live", AT)
+    store_events(api.client, events)
+    first = api.get(path, params={"limit": 3}).json()
+    shown = [e["event_id"] for e in first["data"]]
+    # Meanwhile: one event dated before the page reached, and one of page 1 sent again with a
+    # later time (a retried send whose service stamped it anew).
+    late = {**events[0], "event_id": "ev_review_late", "occurred_at": AT - timedelta(minutes=5)}
+    moved = {**events[1], "occurred_at": AT + timedelta(hours=1)}
+    store_events(api.client, [late, moved])
+    params: dict[str, str | int] = {"limit": 3, "cursor": first["next"]}
+    while True:
+        page = api.get(path, params=params).json()
+        assert page["count"] == first["count"]  # the read is of one moment throughout
+        shown += [e["event_id"] for e in page["data"]]
+        if page["next"] is None:
+            break
+        params["cursor"] = page["next"]
+    assert sorted(shown) == sorted(e["event_id"] for e in events)  # each once, none skipped
+    # A new read shows what arrived: the late event first, the re-sent one at its new time.
+    fresh = [e["event_id"] for e in api.get(path, params={"limit": 500}).json()["data"]]
+    assert fresh[0] == "ev_review_late" and fresh[-1] == events[1]["event_id"]
+    assert len(fresh) == len(set(fresh)) == len(events) + 1
