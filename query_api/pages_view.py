@@ -60,7 +60,15 @@ def state_word(state: str | None) -> str:
     return _STATE_WORDS.get(state or "unknown", (state or "unknown").replace("_", " ").capitalize())
 
 
-_ACRONYMS = {"ip": "IP", "smtp": "SMTP", "url": "URL", "id": "ID", "api": "API", "http": "HTTP"}
+_ACRONYMS = {
+    "ip": "IP",
+    "smtp": "SMTP",
+    "url": "URL",
+    "id": "ID",
+    "api": "API",
+    "http": "HTTP",
+    "mfa": "MFA",
+}
 
 
 def field_label(path: str) -> str:
@@ -154,8 +162,10 @@ class Answer:
 
 def _finished(chain: TraceChain) -> str:
     requests = [s for s in chain.steps if s.kind is StepKind.REQUEST and s.broken_link is None]
-    done = next((s for s in requests if s.state is StepState.DONE), None)
-    if done is not None:
+    # The customer's latest action is the one the ticket is about: a plan change after a
+    # login, not the login; a failed plan change after a login is "No", not "Yes".
+    if requests and requests[-1].state is StepState.DONE:
+        done = requests[-1]
         return f"Yes: {done.label} at {utc_time(done.finished_at or done.started_at)}."
     if requests:
         last = requests[-1]
@@ -215,6 +225,9 @@ def _sent_or_retried(job: StepOut | None) -> str:
     if job.state is StepState.FAILED:
         why = f": {job.reason}" if job.reason else ""
         return f"No: {job.label} failed on attempt {job.attempts}{why}; {retried}."
+    if not job.attempts:
+        # Only queued (or scheduled): "attempt 0 is queued" read as if a try had been made.
+        return f"Not yet: {job.label} has not started, so nothing was sent or retried."
     return f"Not yet: attempt {job.attempts} is {state_word(job.state).lower()}; {retried}."
 
 

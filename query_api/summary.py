@@ -134,7 +134,9 @@ def summarize(
         if event.lane is Lane.CUSTOMER:
             facts.update(event.fields)
     requests = [s for s in steps if s.kind is StepKind.REQUEST and s.broken_link is None]
-    finished = None if not requests else any(s.state is StepState.DONE for s in requests)
+    # The latest customer action decides, as on the page: a login that worked does not make a
+    # plan change that failed after it "finished".
+    finished = None if not requests else requests[-1].state is StepState.DONE
     job = _main_job(steps)
     code, reason = _last_error(steps)
     retries = [s.last_retry_at for s in steps if s.last_retry_at is not None]

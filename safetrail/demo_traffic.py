@@ -507,6 +507,73 @@ class _Gen:
             )
         return tr
 
+    def webhook_failed(self, p: dict[str, Any], at: datetime) -> str:
+        """A plan change whose webhook the customer's endpoint refused until the retries ran
+        out: "my endpoint never received the event"."""
+        tr, job = self._id("tr_"), self._id("job_", 5)
+        cid = p["customer_id"]
+        self.ev(
+            tr,
+            "plan.changed",
+            at,
+            "web",
+            actor="customer",
+            status="done",
+            subject={"customer_id": cid},
+            data={"from_plan": "team", "to_plan": "business", "seats": 12},
+        )
+        sub = {"customer_id": cid, "job_id": job}
+        hook = {"url": f"https://hooks.customer.example/in?secret={self._id('', 12)}"}
+        t = at + timedelta(seconds=1)
+        for attempt, wait_minutes in ((1, 0), (2, 5), (3, 30)):
+            t += timedelta(minutes=wait_minutes)
+            self.ev(
+                tr,
+                "webhook.attempt",
+                t,
+                "webhooks",
+                status="running",
+                attempt=attempt,
+                subject=sub,
+                data={**hook, "http_status": 503, "duration_ms": 412},
+                error={"code": "WEBHOOK_HTTP_5XX", "message": "endpoint answered 503"},
+            )
+        self.ev(
+            tr,
+            "webhook.failed",
+            t + timedelta(seconds=1),
+            "webhooks",
+            status="failed",
+            attempt=3,
+            subject=sub,
+            data={**hook, "http_status": 503},
+            error={"code": "WEBHOOK_HTTP_5XX", "message": "endpoint answered 503, giving up"},
+        )
+        return tr
+
+    def login_locked(self, p: dict[str, Any], at: datetime) -> str:
+        """Wrong passwords a minute apart, each its own trace, until the account locks: "I
+        can't log in". Returns the trace of the attempt that found the account locked."""
+        tr = ""
+        for n in range(5):
+            tr = self._id("tr_")
+            locked = n == 4
+            self.ev(
+                tr,
+                "login.failed",
+                at + timedelta(minutes=n),
+                "web",
+                actor="customer",
+                status="failed",
+                subject={"customer_id": p["customer_id"]},
+                data={"email": p["email"], "ip": p["ip"], "method": "password", "mfa": False},
+                error={
+                    "code": "ACCOUNT_LOCKED" if locked else "INVALID_PASSWORD",
+                    "message": f"{'locked' if locked else 'wrong password'} for {p['email']}",
+                },
+            )
+        return tr
+
 
 def generate(
     customers: int = 1000, days: int = 30, seed: int = 7, now: datetime | None = None
@@ -550,6 +617,12 @@ def generate(
     # After the background traffic, so adding a case leaves the other traces as they were.
     hl["data export scheduled for tonight"] = gen.scheduled_export(
         people[7], now_ - timedelta(minutes=20)
+    )
+    hl["webhook failed, customer endpoint gave 503"] = gen.webhook_failed(
+        people[8], now_ - timedelta(hours=4)
+    )
+    hl["wrong passwords, then account locked"] = gen.login_locked(
+        people[9], now_ - timedelta(minutes=15)
     )
     gen.out.events.sort(key=lambda e: e["occurred_at"])
     return gen.out

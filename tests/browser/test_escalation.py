@@ -139,6 +139,34 @@ CASES = [
         "wrong_password",
         "password reset",
     ),
+    # too many wrong passwords: the account is locked ("I can't log in")
+    (
+        TraceFacts(final_state="failed", error_codes=("INVALID_PASSWORD", "ACCOUNT_LOCKED")),
+        "support",
+        "account_locked",
+        "reset their password",
+    ),
+    # the two-factor code was wrong
+    (
+        TraceFacts(final_state="failed", error_codes=("MFA_FAILED",)),
+        "support",
+        "mfa_failed",
+        "backup code",
+    ),
+    # an expired password reset link
+    (
+        TraceFacts(final_state="failed", error_codes=("RESET_TOKEN_EXPIRED",)),
+        "support",
+        "reset_link_expired",
+        "new reset link",
+    ),
+    # the customer's webhook endpoint kept answering 503 until the retries ran out: theirs to fix
+    (
+        TraceFacts(final_state="failed", error_codes=("WEBHOOK_HTTP_5XX", "WEBHOOK_HTTP_5XX")),
+        "support",
+        "webhook_endpoint_failed",
+        "endpoint answered",
+    ),
     # unknown trace ID
     (TraceFacts(found=False), "support", "trace_not_found", "typos"),
     # older than retention
