@@ -12,7 +12,9 @@ never personal data, so a hint can be shown, copied and logged safely.
 from __future__ import annotations
 
 import string
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -57,6 +59,14 @@ class TraceFacts(BaseModel):
         return self.error_codes[-1] if self.error_codes else None
 
 
+def _matches(code: str | None, patterns: Sequence[str]) -> bool:
+    """Whether ``code`` is one of ``patterns``; a pattern may hold ``*`` or ``?``
+    (``WEBHOOK_HTTP_5*``), matched case-sensitively as codes are."""
+    if code is None:
+        return False
+    return any(fnmatchcase(code, p) if "*" in p or "?" in p else code == p for p in patterns)
+
+
 class Condition(BaseModel):
     """Conditions of one rule; every condition given must hold (unset ones are ignored)."""
 
@@ -85,8 +95,9 @@ class Condition(BaseModel):
         checks = (
             self.found is None or self.found == facts.found,
             self.final_state_in is None or facts.final_state in self.final_state_in,
-            self.last_error_in is None or facts.last_error_code in self.last_error_in,
-            self.any_error_in is None or any(c in self.any_error_in for c in facts.error_codes),
+            self.last_error_in is None or _matches(facts.last_error_code, self.last_error_in),
+            self.any_error_in is None
+            or any(_matches(c, self.any_error_in) for c in facts.error_codes),
             self.job_missing is None or self.job_missing == facts.job_missing,
             self.removed_by_retention is None
             or self.removed_by_retention == facts.removed_by_retention,

@@ -201,6 +201,23 @@ def test_when_the_packaged_rules_load_then_every_rule_has_a_case_above() -> None
     assert covered == {r.id for r in RULES.rules} | {RULES.fallback.id}
 
 
+@pytest.mark.parametrize(
+    ("code", "rule_id"),
+    [
+        ("WEBHOOK_HTTP_503", "webhook_endpoint_failed"),
+        ("WEBHOOK_HTTP_5XX", "webhook_endpoint_failed"),
+        ("WEBHOOK_HTTP_418", "webhook_endpoint_failed"),
+        ("WEBHOOK_HTTP_302", "unclassified"),  # not a 4xx or 5xx: no pattern names it
+        ("webhook_http_503", "unclassified"),  # codes match case-sensitively
+    ],
+)
+def test_when_a_rule_names_codes_with_a_wildcard_then_every_matching_code_is_caught(
+    code: str, rule_id: str
+) -> None:
+    facts = TraceFacts(final_state="failed", error_codes=(code,))
+    assert evaluate(facts, RULES, stuck_after_minutes=LIMIT).rule_id == rule_id
+
+
 def test_when_the_threshold_is_raised_then_the_same_job_is_no_longer_stuck() -> None:
     facts = TraceFacts(final_state="running", quiet_minutes=45)
     assert evaluate(facts, RULES, stuck_after_minutes=30).owner == "engineering"
