@@ -114,13 +114,15 @@ class SupportPages:
     @classmethod
     def build(cls, settings: Settings, redactor: Redactor) -> SupportPages:
         """Load templates now, so a broken file stops the start-up."""
+        env = _environment(_static_versions())
+        env.globals["phone_region"] = settings.phone_region  # the search help says it
         return cls(
             settings=settings,
             redactor=redactor,
             signer=SessionSigner(settings),
             lookups=RateLimiter(settings.lookups_per_minute),
             logins=RateLimiter(FAILED_SIGN_INS_PER_MINUTE),
-            env=_environment(_static_versions()),
+            env=env,
             results=SearchResults(),
         )
 

@@ -201,6 +201,8 @@ def _lookup_identity(value: str, region: str) -> str | None:
         return "email:" + masks.normalize_email(*parts)
     if "@" in text or sum(c.isdigit() for c in text) < 7:
         return None
+    if text.startswith("00"):  # the international prefix dialled instead of "+"
+        text = "+" + text[2:]
     number = masks.parse_phone(text, region)
     if number is None:
         return None

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # Worker processes for the embedded collector's processing step (None: one per core).
     ingest_workers: int | None = Field(default=None, ge=0)
     stuck_after_minutes: int = Field(default=30, ge=1)
+    # Where a phone number support types without "+" (or "00") was dialled: "06 12 34 56 78"
+    # is French with FR. Events' numbers are read by their rules' `default_region`.
+    phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     raw_reads_per_minute: int = Field(default=30, ge=1)
     lookups_per_minute: int = Field(default=30, ge=1)
     topic_raw: TopicName = "safetrail.raw.v1"

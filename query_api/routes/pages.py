@@ -257,7 +257,7 @@ def search(
         limit = pages.settings.lookups_per_minute
         error = f"You reached {limit} email or phone lookups in a minute. Wait a minute."
         return show(request, user, "search.html", 429, matches=None, error=error)
-    keys = pages.redactor.lookup_keys(value)
+    keys = pages.redactor.lookup_keys(value, pages.settings.phone_region)
     if not keys:
         error = "That is not a valid email address or phone number."
         return show(request, user, "search.html", 400, matches=None, error=error)

@@ -15,8 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from projectors.store import Store
+from query_api.app import create_app
 from safetrail.demo_traffic import generate
-from tests.api.conftest import SUPPORT, recent, support_client
+from tests.api.conftest import SUPPORT, api_settings, recent, store_events, support_client
 
 CUSTOMER = "c_launch2"
 EXPORT, EXPORT_JOB = "tr_launch2_export", "job_launch2_export"
@@ -284,7 +285,7 @@ def test_when_support_opens_the_search_then_it_says_phone_numbers_need_the_count
     page = client.get("/support").text
     help_text = re.search(r'<p id="q-help"[^>]*>(.*?)</p>', page, re.S)
     assert help_text is not None
-    assert "country code" in help_text.group(1) and "US number" in help_text.group(1)
+    assert "country code" in help_text.group(1) and "as dialled in US" in help_text.group(1)
 
 
 # -- the demo has a case for each ticket type, and the earlier cases keep their IDs ----------
@@ -304,3 +305,46 @@ def test_when_the_demo_is_generated_then_webhook_and_locked_login_cases_are_ther
         e for e in traffic.events if e["trace_id"] == hl["wrong passwords, then account locked"]
     ]
     assert [e["error"]["code"] for e in locked] == ["ACCOUNT_LOCKED"]
+
+
+FRENCH = "c_launch2_fr"
+
+
+def _french_login() -> list[dict[str, Any]]:
+    return [
+        _event(
+            "tr_launch2_fr",
+            1,
+            "signup.submitted",
+            AT,
+            actor="customer",
+            status="done",
+            subject={"customer_id": FRENCH},
+            data={"phone": "+33 6 12 34 56 78", "plan": "team"},
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("region", "typed", "found"),
+    [
+        ("US", "0033 6 12 34 56 78", True),  # the international prefix dialled for "+"
+        ("US", "+33 6 12 34 56 78", True),
+        ("FR", "06 12 34 56 78", True),  # as the customer says it, in a French deployment
+        ("US", "06 12 34 56 78", False),  # read as dialled in the US: someone else
+    ],
+)
+def test_when_support_types_a_phone_number_as_dialled_locally_then_the_region_decides(
+    timeline_store: Store,
+    tmp_path_factory: pytest.TempPathFactory,
+    region: str,
+    typed: str,
+    found: bool,
+) -> None:
+    settings = api_settings(tmp_path_factory.mktemp("region"), phone_region=region)
+    with TestClient(create_app(settings, store=timeline_store)) as client:
+        store_events(client, _french_login())
+        assert client.post("/support/login", data={"token": SUPPORT}).status_code == 200
+        assert f"as dialled in {region}" in client.get("/support").text
+        page = client.post("/support/search", data={"q": typed})
+    assert (f"Customer {FRENCH}" in page.text) is found, page.text[-600:]
