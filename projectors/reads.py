@@ -369,7 +369,9 @@ class StoreReads:
             "SELECT trace_id, min(occurred_at), max(occurred_at) AS last_at, "  # noqa: S608
             "argMin(label, occurred_at), argMax(label, occurred_at), "
             "argMax(status, occurred_at), uniqExactIf(event_id, error_code != ''), "
-            f"argMaxIf(reason, occurred_at, reason != '') FROM timeline_events WHERE {where} "
+            "argMaxIf(reason, occurred_at, reason != ''), "
+            "argMaxIf(label, occurred_at, lane = 'customer'), anyIf(order_id, order_id != '') "
+            f"FROM timeline_events WHERE {where} "
             "GROUP BY trace_id ORDER BY last_at DESC, trace_id LIMIT {limit:UInt32}"
         )
         return [
@@ -382,9 +384,11 @@ class StoreReads:
                 last_status=str(status) or None,
                 errors=int(errors),
                 last_reason=str(reason) or None,
+                last_action=str(action) or None,
+                order_id=str(order) or None,
             )
-            for trace, started, last, first, latest, status, errors, reason in self._rows(
-                sql, params
+            for trace, started, last, first, latest, status, errors, reason, action, order in (
+                self._rows(sql, params)
             )
         ]
 

@@ -304,6 +304,10 @@ class CustomerTrace:
     last_status: str | None  # the latest event's status
     errors: int  # events that carried an error
     last_reason: str | None  # the latest error's human reason
+    # The customer's latest own action (a plan change after the login the trace began with)
+    # and the order the trace named: "charged twice" is two lines with two orders, or one.
+    last_action: str | None = None
+    order_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,3 +105,35 @@ def test_when_kept_fields_are_read_newest_first_then_the_first_email_and_phone_w
     older = {"user.email": "o***@old.io", "contact.phone": "+1 ***-***-**67", "to": "x@y.z"}
     assert contact_from([newest, older]) == CustomerContact("n***@new.io", "+1 ***-***-**67")
     assert contact_from([{"note": "call me"}]) == CustomerContact(None, None)
+
+
+def test_when_a_customer_paid_twice_then_each_line_names_its_order_and_latest_action(
+    timeline_store: Store, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # "I was charged twice": two payments are two lines with their two orders (one order
+    # twice would be the same ID); a plan change after the login it began with is named too.
+    who, at = "c_overview_paid", recent(minutes=90)
+
+    def event(trace: str, n: int, type_: str, minutes: int, **subject: str) -> dict[str, object]:
+        return {
+            "event_id": f"{trace}_{n}",
+            "trace_id": trace,
+            "type": type_,
+            "occurred_at": at + timedelta(minutes=minutes),
+            "source": "web",
+            "actor": "customer",
+            "status": "done",
+            "subject": {"customer_id": who, **subject},
+        }
+
+    events = [
+        event("tr_paid_one", 1, "payment.submitted", 0, order_id="ord_first1"),
+        event("tr_paid_two", 1, "payment.submitted", 5, order_id="ord_second2"),
+        event("tr_paid_login", 1, "login.succeeded", 10),
+        event("tr_paid_login", 2, "plan.changed", 11),
+    ]
+    with support_client(timeline_store, tmp_path_factory.mktemp("paid"), events) as client:
+        page = client.get(f"/support/customers/{who}").text
+    table = page[page.index("Latest traces") : page.index("</table>")]
+    assert "ord_first1" in table and "ord_second2" in table
+    assert "Customer logged in, then Customer changed plan" in table
