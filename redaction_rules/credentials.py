@@ -183,9 +183,14 @@ def _looks_like_token(segment: str) -> bool:
 
 def _mask_path(path: str, rescan: Rescan) -> str:
     segments = path.split("/")
+    lowered = [segment.lower() for segment in segments]
     for index, segment in enumerate(segments):
-        previous = segments[index - 1].lower() if index else ""
-        if _is_marker(previous) and _looks_like_token(segment):
+        # Right after a marker, or one segment further: "/verify/email/<token>", and Django's
+        # "/reset/<uidb64>/<token>" ("/password/reset/confirm/MQ/5xk-3b7a9c8d1e2f").
+        near = (index and _is_marker(lowered[index - 1])) or (
+            index > 1 and _is_marker(lowered[index - 2])
+        )
+        if near and _looks_like_token(segment):
             segments[index] = SECRET
         elif "%" in segment:
             decoded = unquote_plus(segment)  # %40 and %2B hide emails and phones

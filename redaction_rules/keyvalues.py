@@ -31,11 +31,21 @@ PERSONAL_KEYS = frozenset(
 # digit ("user=42", "customer: cus_NffrFeUfNV2Hib"); "user=maria_santos" is a username.
 _HOLDER = re.compile(
     r"(?<![\w\-])(?:user|customer|recipient|sender|(?:account[_\-]?|card)?holder|payer|buyer"
-    r"|contact|addressee|beneficiary|patient)[\"']?[ \t]*[:=][ \t]*"
-    r"(?:\"([^\"\n]{1,200})\"|'([^'\n]{1,200})'"
+    r"|contact|addressee|beneficiary|patient|login)\\?[\"']?[ \t]*[:=][ \t]*"
+    # quoted, also as JSON inside a JSON string ({\"cardholder\": \"Maria Santos\"})
+    r"(?:\\?\"([^\"\n]{1,200}?)\\?\"|'([^'\n]{1,200})'"
     # unquoted: up to the next separator or key, an apostrophe inside a word (O'Neil) included
     r"|((?:[^,;&\n\"'}\]<>]|(?<=\w)'(?=\w)){1,200}?)"
     r"(?=$|[,;&\n\"}\]<>]|'(?!\w)|\s+[\w\-]+[\"']?\s*[:=]))",
+    re.IGNORECASE,
+)
+# The same in prose, where lockout and sign-in errors name the account without a separator:
+# "Login failed for user 'maria.santos'", "user maria_santos (1001) tally 6": a quoted value,
+# or a username (words joined by "." or "_"); plain words ("user not found") stay.
+_HOLDER_PROSE = re.compile(
+    r"(?<![\w\-])(?:user(?:[_ ]?name)?|login|account)[ \t]+"
+    r"(?:\"([^\"\n]{1,64})\"|'([^'\n]{1,64})'"
+    r"|((?:[^\W\d_]+[._])+[^\W\d_]+)(?![\w@\-]|\.\w))",
     re.IGNORECASE,
 )
 _ID_VALUE = re.compile(r"[^\s\d]*\d\S*")
@@ -65,12 +75,17 @@ _SECRET_KEY = re.compile(
     r"passw|passcode|passphrase|pass$|pwd|^pw$|secret|token|api_?key|access_?key"
     r"|private_?key|credential|^session(?:_?id)?$|cookie|signature|^sig$"
     r"|^(?:proxy_)?auth(?:orization|_\w*)?$|otp$|^pin$|^cvc$|^cvv2?$|^bearer$"
+    # one-time and backup codes ("otp_code", "verificationCode", "mfa_code", "pin_code")
+    r"|(?:otp|mfa|2fa|totp|sms|verification|verify|one_?time|security|backup|recovery|pin)"
+    r"_?codes?$|security_?answer"
     r"|(?:signing|encryption|hmac|master|account|shared|storage|licen[cs]e|client|consumer"
     r"|app|subscription|sas|ssh|gpg|pgp)_?key$"
 )
 # Key names that say "personal" in any style ("customerName", "street_address", "billingEmail").
 _PERSONAL_KEY = re.compile(
-    r"(?:first|last|full|given|family|middle|customer|user|contact|holder|sur|display)_?name$"
+    r"(?:first|last|full|given|family|middle|customer|user|contact|holder|sur|display|billing"
+    r"|shipping|recipient|sender|owner|payer|buyer|member|legal|nick|maiden|person)_?name$"
+    r"|^name_?on_?card$|^card_?name$"
     r"|email|phone|mobile|address|street|postcode|postal_?code|zip_?code|birth|^dob$|ssn"
     r"|passport|national_?id|tax_?id|iban|card_?number|^pan$|account_?number"
 )
@@ -262,6 +277,36 @@ def mask_holder_values(text: str) -> str:
     """Values after keys that name a person (``customer: Maria Santos``, ``user="..."``)
     unless they are an id (one token with a digit)."""
     return _HOLDER.sub(_holder, text)
+
+
+# One-time and backup codes named in prose: "MFA code 482913", "Invalid OTP 482913", "backup code
+# ABCD-EFGH-1234 already used" (a plain "error code 500" or "SMS code sent" stays).
+_CODE_PROSE = re.compile(
+    r"(?<![\w\-])((?:(?:otp|mfa|2fa|totp|sms|verification|one[ \-]time|security|authenticator"
+    r"|backup|recovery|login|auth)[ _\-]codes?|t?otp|passcode)[ \t]*[:=#]?[ \t]*[\"']?)"
+    r"(\d{4,8}|[A-Za-z0-9]{4,5}(?:-[A-Za-z0-9]{4,5}){1,3})(?![\w\-])",
+    re.IGNORECASE,
+)
+
+
+def mask_code_prose(text: str) -> str:
+    """One-time and backup codes written after their name in prose (see ``_CODE_PROSE``)."""
+    return _CODE_PROSE.sub(lambda m: m.group(1) + SECRET, text)
+
+
+def _holder_prose(match: re.Match[str]) -> str:
+    group = match.lastindex or 1
+    value = match.group(group)
+    if group < 3 and (len(value) < 3 or "**" in value or value[0] == "[" or _ID_VALUE.match(value)):
+        return match.group(0)  # too short to name anyone, already masked, or an id
+    start, end = match.span(group)
+    whole, offset = match.group(0), match.start()
+    return whole[: start - offset] + REDACTED + whole[end - offset :]
+
+
+def mask_holder_prose(text: str) -> str:
+    """Accounts named in prose: ``user 'maria.santos'``, ``for user maria_santos``."""
+    return _HOLDER_PROSE.sub(_holder_prose, text)
 
 
 def mask_db_details(text: str) -> str:

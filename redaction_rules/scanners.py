@@ -43,6 +43,22 @@ _MAC = re.compile(
     r"(?<![\w:\-])[0-9A-Fa-f]{2}([:\-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}(?![\w:\-])"
 )
 _ENCODED_AT = re.compile(r"%25(?:25)*40|&#0*64;|&#x0*40;|&commat;|\\u0040", re.IGNORECASE)
+# JSON escapes of printable characters outside the surrogates: json.dumps writes
+# "Jos\u00e9 Santos" and "4242\u00a04242 ..." (ensure_ascii), where the escape hid the name from
+# the display-name mask, widened an email mask to "mar\u*****" and split grouped numbers.
+_JSON_ESCAPE = re.compile(
+    r"\\u(00[2-9a-fA-F][0-9a-fA-F]|0[1-9a-fA-F][0-9a-fA-F]{2}"
+    r"|[1-9a-cA-CeEfF][0-9a-fA-F]{3})"
+)
+# A local part in quotes ("maria santos"@gmail.com, RFC 5321): spaces and dots allowed.
+_QUOTED_LOCAL = re.compile(r"\"([^\"\\\n@<>]{1,64})\"$")
+# The customer's IPv4 address written into a reverse-DNS host name, as rate limiters and
+# fail2ban log the client ("c-203-0-113-77.hsd1.ca.comcast.net", "203-0-113-77.static.isp.net").
+_IPV4_HOST = re.compile(
+    r"(?<![\w\-])((?:[a-z]{1,12}-)?)((?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)-){3})"
+    r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?=\.[a-z])",
+    re.IGNORECASE,
+)
 _CACHE_MAX_LEN = 256
 # Text shorter than this holds nothing the detectors look for: scan() returns it as it is
 # (callers on hot paths may skip the call for it).
@@ -98,6 +114,11 @@ def _email_facts(local: str, domain: str) -> tuple[str, str]:
     """(mask, lookup identity) of one address found in free text. Cached (bounded): a
     customer's address recurs in the replies and errors of all their events."""
     plain = unquote(local) if "%" in local else local
+    if local[0] == '"':  # "maria santos"@: the quoted words masked as a local part's
+        inner = local[1:-1]
+        masked = mask_email_parts(inner.replace(" ", "."), domain)[: len(inner)]
+        shown = "".join([" " if c == " " else m for c, m in zip(inner, masked, strict=True)])
+        return f'"{shown}"@{domain}', "email:" + normalize_email(plain, domain)
     return mask_email_parts(local, domain), "email:" + normalize_email(plain, domain)
 
 
@@ -141,7 +162,13 @@ def _mask_emails(text: str, found: list[str]) -> str:
         index = pos + width
         local = _local_part(text, pos, last)
         domain_match = _DOMAIN.match(text, index)
-        if not local or domain_match is None:
+        if domain_match is None:
+            continue
+        if not local and pos and text[pos - 1] == '"':
+            quoted = _QUOTED_LOCAL.search(text, max(last, pos - 66), pos)
+            if quoted is not None:
+                local = quoted.group(0)
+        if not local:
             continue
         domain = domain_match.group(0)
         tld = domain.rsplit(".", 1)[-1]
@@ -166,6 +193,15 @@ def _mac(match: re.Match[str]) -> str:
     # The maker's part (OUI) stays, the device's part is starred: "00:1a:2b:**:**:**".
     mac, separator = match.group(0), match.group(1)
     return mac[:9] + separator.join(["**"] * 3)
+
+
+def _unescape(match: re.Match[str]) -> str:
+    return chr(int(match.group(1), 16))
+
+
+def _ipv4_host(match: re.Match[str]) -> str:
+    # The address's /24 network stays, as the ip operator shows it: "c-203-0-113-*.hsd1...".
+    return match.group(1) + match.group(2) + "*"
 
 
 def _ipv6(match: re.Match[str]) -> str:
@@ -227,6 +263,8 @@ class TextScanner:
     def _scan(self, text: str, found: list[str], depth: int) -> str:
         if depth > 3:
             return REDACTED  # URL-encoded URLs nested this deep are not worth the risk
+        if "\\u" in text:
+            text = _JSON_ESCAPE.sub(_unescape, text)
         if not text.isascii():
             text = fold(text)  # look-alikes: ＠, full-width or other-script digits, ZWSP
         if "PRIVATE KEY" in text:
@@ -247,13 +285,26 @@ class TextScanner:
             text = mask_numbers(text, found, run)
         if ":" in text:
             text = mask_ipv6s(text)  # and MAC addresses written with colons
-        if text.count("-") >= 5:
-            text = _MAC.sub(_mac, text)
+        if text.count("-") >= 3:
+            if text.count("-") >= 5:
+                text = _MAC.sub(_mac, text)
+            text = _IPV4_HOST.sub(_ipv4_host, text)
         if ")=(" in text or "Duplicate entry '" in text:
             text = keyvalues.mask_db_details(text)
         if ":" in text or "=" in text:
             text = keyvalues.mask_key_values(text)
             text = keyvalues.mask_holder_values(text)
+        if (
+            "ser " in text
+            or "SER " in text
+            or "ogin " in text
+            or "OGIN " in text
+            or "ccount " in text
+            or "CCOUNT " in text
+        ):
+            text = keyvalues.mask_holder_prose(text)
+        if "ode" in text or "ODE" in text or "tp " in text or "TP " in text:
+            text = keyvalues.mask_code_prose(text)
         if "</" in text or "--" in text:
             text = keyvalues.mask_markup_secrets(text)
         if len(text) >= 15:
