@@ -134,6 +134,38 @@ def _secret_flag(match: re.Match[str]) -> str:
     return f"{match.group(1)}{match.group(2)}{SECRET}"
 
 
+_FORM_FIELD = re.compile(r"<(?:input|textarea|option|param)\b[^<>]{0,600}>", re.IGNORECASE)
+_FIELD_NAME = re.compile(r"""\b(?:name|id)\s*=\s*["']?([\w\-\[\].]{1,60})""", re.IGNORECASE)
+_FIELD_VALUE = re.compile(r"""(\bvalue\s*=\s*)("[^"]*"|'[^']*'|[^\s>]+)""", re.IGNORECASE)
+
+
+# A field named for the person it holds (what ``_HOLDER`` reads after a separator).
+_HOLDER_KEY = re.compile(
+    r"(?:user|customer|recipient|sender|(?:account_?|card_?)?holder|payer|buyer|contact"
+    r"|addressee|beneficiary|patient|login)(?:_?name)?"
+)
+
+
+def _form_field(match: re.Match[str]) -> str:
+    tag = match.group(0)
+    named = _FIELD_NAME.search(tag)
+    if named is None:
+        return tag
+    key = normal_key(named.group(1).replace("[", "_").replace("]", ""))
+    personal = is_personal_key(key) or _HOLDER_KEY.fullmatch(key) is not None
+    mask = SECRET if is_secret_key(key) else REDACTED if personal else None
+    if mask is None:
+        return tag
+    return _FIELD_VALUE.sub(lambda v: f'{v.group(1)}"{mask}"', tag)
+
+
+def mask_form_fields(text: str) -> str:
+    """Values of HTML form fields whose name is a secret or personal key, as an echoed page
+    or payload carries them: ``<input name="password" value="...">`` (the ``value`` attribute
+    is no key a scan would know)."""
+    return _FORM_FIELD.sub(_form_field, text)
+
+
 def mask_markup_secrets(text: str) -> str:
     """Secrets in XML-style elements and command-line flags (``--password x``)."""
     if "</" in text:

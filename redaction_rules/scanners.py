@@ -291,6 +291,8 @@ class TextScanner:
             text = _IPV4_HOST.sub(_ipv4_host, text)
         if ")=(" in text or "Duplicate entry '" in text:
             text = keyvalues.mask_db_details(text)
+        if "value=" in text or "VALUE=" in text or "value =" in text:
+            text = keyvalues.mask_form_fields(text)  # before "name=" reads as a person's name
         if ":" in text or "=" in text:
             text = keyvalues.mask_key_values(text)
             text = keyvalues.mask_holder_values(text)

@@ -10,6 +10,7 @@ import pytest
 
 from ingest.schema import RawEvent, TimelineEvent
 from redaction_rules.engine import Redactor, load_rules
+from redaction_rules.scanners import scan_text
 
 KEY = b"k" * 32
 
@@ -236,3 +237,25 @@ def test_timestamp_operator_keeps_nothing_but_a_time(redactor: Redactor, value: 
     assert "run_at" not in event.fields
     ok = redact(redactor, "export_job.scheduled", {"run_at": "2026-11-28T03:00:00+01:00"})
     assert ok.fields["run_at"] == "2026-11-28T02:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("echoed", "hidden", "shown"),
+    [
+        ('<input type="password" name="password" value="hunter2">', "hunter2", "[secret]"),
+        ("<INPUT NAME=user[password] VALUE=hunter2>", "hunter2", "[secret]"),
+        ('<input name="csrf_token" value="a8f3c2e19b7d">', "a8f3c2e19b7d", "[secret]"),
+        ('<input value="Maria Santos" name="full_name">', "Maria Santos", "[redacted]"),
+        ('<input id="cardholder" value="Maria Santos"/>', "Maria Santos", "[redacted]"),
+    ],
+)
+def test_when_a_page_echoes_a_form_then_secret_and_personal_field_values_are_masked(
+    echoed: str, hidden: str, shown: str
+) -> None:
+    # The value attribute is no key a scan knew: the password was shown whole.
+    out = scan_text(f"422 from checkout: {echoed}")
+    assert hidden not in out and shown in out
+
+
+def test_when_a_form_field_is_neither_secret_nor_personal_then_its_value_stays() -> None:
+    assert 'value="3"' in scan_text('<input name="quantity" value="3">')
