@@ -200,6 +200,17 @@ def _mask_path(path: str, rescan: Rescan) -> str:
     return "/".join(segments)
 
 
+# Capability URLs: whoever has one can post to it, and the secret is the path itself, often
+# short or hex (``hooks.zapier.com/hooks/catch/1234567/abcd12e/``, Office 365 connectors,
+# IFTTT keys): on these hosts the whole path is masked, the host stays to confirm the service.
+_CAPABILITY_HOSTS = re.compile(
+    r"(?:hooks\.zapier\.com|webhook\.office\.com|outlook\.office(?:365)?\.com"
+    r"|maker\.ifttt\.com|hook\.[a-z0-9]+\.make\.com|hook\.integromat\.com"
+    r"|[a-z0-9]+\.m\.pipedream\.net|hooks\.slack\.com|chat\.googleapis\.com)(?::\d+)?",
+    re.IGNORECASE,
+)
+
+
 def mask_url(url: str, rescan: Rescan) -> str:
     """Userinfo, secret query/fragment parameters and token path segments of one URL."""
     rest, hash_mark, fragment = url.partition("#")
@@ -208,7 +219,9 @@ def mask_url(url: str, rescan: Rescan) -> str:
     authority, slash, path = after.partition("/")
     if "@" in authority:
         authority = SECRET + "@" + authority.rsplit("@", 1)[1]
-    if path:
+    if path and _CAPABILITY_HOSTS.fullmatch(authority):
+        path = SECRET
+    elif path:
         path = _mask_path(path, rescan)
     if query:
         query = _mask_params(query, rescan)

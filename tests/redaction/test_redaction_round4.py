@@ -259,3 +259,27 @@ def test_when_a_page_echoes_a_form_then_secret_and_personal_field_values_are_mas
 
 def test_when_a_form_field_is_neither_secret_nor_personal_then_its_value_stays() -> None:
     assert 'value="3"' in scan_text('<input name="quantity" value="3">')
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.zapier.com/hooks/catch/1234567/abcd12e/",
+        "https://outlook.office.com/webhook/a1b2c3d4-e5f6-7890-abcd-ef1234567890@a1b2c3d4-e5f6"
+        "-7890-abcd-ef1234567890/IncomingWebhook/0123456789abcdef0123456789abcdef/a1b2c3d4",
+        "https://maker.ifttt.com/trigger/order/with/key/dK3x9aB2mQ",
+        "https://hook.eu1.make.com/k2j3h4g5f6d7s8a9",
+    ],
+)
+def test_when_a_webhook_url_is_a_capability_then_its_path_is_masked_and_its_host_kept(
+    url: str,
+) -> None:
+    # Whoever has such a URL can post to it; its secret is the path, often short or hex.
+    host = url.split("/")[2]
+    out = scan_text(f"delivery to {url} failed")
+    assert out == f"delivery to https://{host}/[secret] failed"
+
+
+def test_when_a_webhook_url_is_the_customers_own_then_its_plain_path_stays() -> None:
+    url = "https://hooks.customer.example/in/orders"
+    assert scan_text(url) == url
