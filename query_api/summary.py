@@ -203,6 +203,8 @@ def render_summary_text(chain: TraceChain) -> str:
         lines.append(f"Workspace: {s.workspace_id}")
     if job is not None:
         state = job.broken_link.value if job.broken_link else job.state.value
+        if job.stuck:
+            state += ", stuck"  # "Import, running" beside "Status: stuck" read as two answers
         lines.append(f"Job: {job.job_id} ({job.label}, {state})")
         if job.scheduled_for is not None:
             lines.append(f"Scheduled for: {_hhmm(job.scheduled_for)}")

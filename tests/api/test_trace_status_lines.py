@@ -163,3 +163,14 @@ def test_when_a_fresh_trace_holds_only_system_work_then_the_page_does_not_blame_
     nameless = client.get(f"/support/traces/{TR_ANONYMOUS}").text
     customer = re.search(r"<dt>Customer ID</dt><dd>(.*?)</dd>", nameless, re.S)
     assert customer is not None and customer.group(1) == "Not named by its events"
+
+
+def test_when_a_job_is_stuck_then_the_copied_summary_says_so_on_its_job_line(
+    client: TestClient,
+) -> None:
+    # "Job: ... (Signup email, running)" beside "Status: stuck" read as two different answers.
+    summary = client.get(
+        f"/v1/traces/{TR_STUCK}/summary.txt", headers={"Authorization": f"Bearer {SUPPORT}"}
+    ).text
+    job_line = next(line for line in summary.splitlines() if line.startswith("Job:"))
+    assert job_line.endswith(", running, stuck)")
