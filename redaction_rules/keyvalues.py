@@ -27,11 +27,14 @@ PERSONAL_KEYS = frozenset(
      "date_of_birth", "birthdate", "birth_date", "ssn", "national_id", "tax_id", "passport",
      "iban", "card_number", "pan", "account_number"}
 )  # fmt: skip
+# Words that name a person or their id as a key ("holder" is written in each use's style).
+_PERSON_WORDS = (
+    r"user|customer|recipient|sender|payer|buyer|contact|addressee|beneficiary|patient|login"
+)
 # Keys that name a person or their id: the value is personal unless it is one token with a
 # digit ("user=42", "customer: cus_NffrFeUfNV2Hib"); "user=maria_santos" is a username.
 _HOLDER = re.compile(
-    r"(?<![\w\-])(?:user|customer|recipient|sender|(?:account[_\-]?|card)?holder|payer|buyer"
-    r"|contact|addressee|beneficiary|patient|login)\\?[\"']?[ \t]*[:=][ \t]*"
+    rf"(?<![\w\-])(?:{_PERSON_WORDS}|(?:account[_\-]?|card)?holder)\\?[\"']?[ \t]*[:=][ \t]*"
     # quoted, also as JSON inside a JSON string ({\"cardholder\": \"Maria Santos\"})
     r"(?:\\?\"([^\"\n]{1,200}?)\\?\"|'([^'\n]{1,200})'"
     # unquoted: up to the next separator or key, an apostrophe inside a word (O'Neil) included
@@ -140,10 +143,7 @@ _FIELD_VALUE = re.compile(r"""(\bvalue\s*=\s*)("[^"]*"|'[^']*'|[^\s>]+)""", re.I
 
 
 # A field named for the person it holds (what ``_HOLDER`` reads after a separator).
-_HOLDER_KEY = re.compile(
-    r"(?:user|customer|recipient|sender|(?:account_?|card_?)?holder|payer|buyer|contact"
-    r"|addressee|beneficiary|patient|login)(?:_?name)?"
-)
+_HOLDER_KEY = re.compile(rf"(?:{_PERSON_WORDS}|(?:account_?|card_?)?holder)(?:_?name)?")
 
 
 def _form_field(match: re.Match[str]) -> str:
