@@ -140,6 +140,19 @@ class TimelineFilter:
     since: datetime | None = None
     until: datetime | None = None
 
+    def query(
+        self, after: tuple[datetime, str] | None, limit: int, stored_by: datetime | None
+    ) -> TimelineQuery:
+        """The store query for these filters at a page position."""
+        return TimelineQuery(
+            since=self.since,
+            until=self.until,
+            lane=self.lane,
+            after=after,
+            limit=limit,
+            stored_by=stored_by,
+        )
+
 
 def get_customer_timeline(
     store: Store,
@@ -168,14 +181,8 @@ def get_customer_timeline(
         if not store.customer_exists(customer_id, now=now):
             return None
         raise
-    query = TimelineQuery(
-        since=filters.since,
-        until=filters.until,
-        lane=filters.lane,
-        after=after,
-        limit=limit + 1,  # one extra row tells whether a next page exists
-        stored_by=as_of,
-    )
+    # One extra row tells whether a next page exists.
+    query = filters.query(after, limit + 1, as_of)
     found = store.customer_page(customer_id, query, now=now)
     if found is None:
         return None
@@ -204,28 +211,22 @@ def export_customer_timeline(
     *,
     now: datetime,
     filters: TimelineFilter | None = None,
-    max_rows: int | None = None,
 ) -> list[EventOut] | None:
     """Every event of the filtered timeline, oldest first, as stored at ``now``.
 
-    Raises ``ExportTooLarge`` when more than ``max_rows`` (default ``MAX_EXPORT_ROWS``) match:
-    a file cut short without a word would read as the whole history.
+    Raises ``ExportTooLarge`` when more than ``MAX_EXPORT_ROWS`` match: a file cut short
+    without a word would read as the whole history.
     """
     if not store.customer_exists(customer_id, now=now):
         return None
-    limit = MAX_EXPORT_ROWS if max_rows is None else max_rows
+    limit = MAX_EXPORT_ROWS
     filters = filters or TimelineFilter()
     out: list[EventOut] = []
     after: tuple[datetime, str] | None = None
     while True:
-        query = TimelineQuery(
-            since=filters.since,
-            until=filters.until,
-            lane=filters.lane,
-            after=after,
-            limit=min(10_000, limit + 1 - len(out)),  # one more tells the file would be cut
-            stored_by=now,  # the parts are read of one moment, as pages are
-        )
+        # One row more than the limit tells the file would be cut; the parts are read of one
+        # moment (``now``), as pages are.
+        query = filters.query(after, min(10_000, limit + 1 - len(out)), now)
         rows = store.customer_timeline(customer_id, query, now=now)
         out.extend(EventOut.from_timeline(e) for e in rows)
         if len(out) > limit:
