@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from ingest.schema import Lane
 from query_api.models import BrokenLink, StepKind, StepOut, StepState, TraceChain, TraceStatus
-from query_api.summary import failed_label, scheduled_after_news
+from query_api.summary import failed_label, latest_request, scheduled_after_news
 from redaction_rules.escalation import EscalationHint, EscalationRules, TraceFacts, evaluate
 
 _STATE_WORDS = {
@@ -161,14 +161,12 @@ class Answer:
 
 
 def _finished(chain: TraceChain) -> str:
-    requests = [s for s in chain.steps if s.kind is StepKind.REQUEST and s.broken_link is None]
     # The customer's latest action is the one the ticket is about: a plan change after a
     # login, not the login; a failed plan change after a login is "No", not "Yes".
-    if requests and requests[-1].state is StepState.DONE:
-        done = requests[-1]
-        return f"Yes: {done.label} at {utc_time(done.finished_at or done.started_at)}."
-    if requests:
-        last = requests[-1]
+    last = latest_request(chain.steps)
+    if last is not None and last.state is StepState.DONE:
+        return f"Yes: {last.label} at {utc_time(last.finished_at or last.started_at)}."
+    if last is not None:
         if last.state is StepState.FAILED:
             what = failed_label(last.label)  # never "Customer login failed is failed"
             why = f": {last.reason}" if last.reason else ""

@@ -55,6 +55,14 @@ def _retries(n: int) -> str:
     return f"{n} retr{'y' if n == 1 else 'ies'}"
 
 
+def latest_request(steps: Sequence[StepOut]) -> StepOut | None:
+    """The customer's latest action (request step) still on record: the one a ticket is
+    about, whether it finished deciding "did the customer finish?" (a login that worked does
+    not make a plan change that failed after it finished)."""
+    requests = [s for s in steps if s.kind is StepKind.REQUEST and s.broken_link is None]
+    return requests[-1] if requests else None
+
+
 def scheduled_after_news(job: StepOut) -> datetime | None:
     """When an unfinished job is due to run, if that is after its latest news (it waits for
     its time, or is overdue since then); None otherwise."""
@@ -133,10 +141,8 @@ def summarize(
     for event in events:
         if event.lane is Lane.CUSTOMER:
             facts.update(event.fields)
-    requests = [s for s in steps if s.kind is StepKind.REQUEST and s.broken_link is None]
-    # The latest customer action decides, as on the page: a login that worked does not make a
-    # plan change that failed after it "finished".
-    finished = None if not requests else requests[-1].state is StepState.DONE
+    latest = latest_request(steps)
+    finished = None if latest is None else latest.state is StepState.DONE
     job = _main_job(steps)
     code, reason = _last_error(steps)
     retries = [s.last_retry_at for s in steps if s.last_retry_at is not None]
