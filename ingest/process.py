@@ -8,7 +8,6 @@ dead-letter store.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,14 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from ingest.schema import Lane, RawEvent, TimelineEvent, describe_validation_error
+from ingest.schema import (
+    IDENTIFIER_SHAPE,
+    TRACE_ID_SHAPE,
+    Lane,
+    RawEvent,
+    TimelineEvent,
+    describe_validation_error,
+)
 from redaction_rules.engine import IdentifierError, Redactor
 from redaction_rules.scanners import scan_text
 
@@ -48,10 +54,6 @@ class Rejected:
 Routed = Accepted | Rejected
 
 
-_EVENT_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")  # the contract's Identifier and TraceId
-_TRACE_ID = re.compile(r"[A-Za-z0-9_\-]{4,64}")
-
-
 def _best_effort_ids(obj: object) -> tuple[str | None, str | None]:
     if not isinstance(obj, Mapping):
         return None, None
@@ -59,8 +61,8 @@ def _best_effort_ids(obj: object) -> tuple[str | None, str | None]:
     # Only values with the shape of an ID: anything else (an email sent as a trace ID) is
     # input that stays in the payload, not a label of the dead letter.
     return (
-        ev if isinstance(ev, str) and _EVENT_ID.fullmatch(ev) else None,
-        tr if isinstance(tr, str) and _TRACE_ID.fullmatch(tr) else None,
+        ev if isinstance(ev, str) and IDENTIFIER_SHAPE.fullmatch(ev) else None,
+        tr if isinstance(tr, str) and TRACE_ID_SHAPE.fullmatch(tr) else None,
     )
 
 

@@ -20,6 +20,9 @@ SCHEMA_VERSION = 1
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 TraceId = Annotated[str, Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+# The same shapes as one regex each, for checks outside a model (fullmatch).
+IDENTIFIER_SHAPE = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
+TRACE_ID_SHAPE = re.compile(r"[A-Za-z0-9_\-]{4,64}")
 _LONG_NUMBER = re.compile(r"\d{7}")
 _JOINED_DIGITS = re.compile(r"(?<=\d)[._](?=\d)")
 

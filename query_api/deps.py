@@ -12,7 +12,6 @@ instead of reaching into ``app.state``; tests swap the real objects through ``cr
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ingest.collector import Ingestor
+from ingest.schema import IDENTIFIER_SHAPE
 from projectors.store import Store
 from query_api.auth import Principal, TokenBook, authenticate, authorize
 from query_api.errors import ApiError
@@ -137,16 +137,12 @@ AdminUser = Annotated[Principal, Depends(require(Role.ADMIN))]
 AccessReason = Annotated[str | None, Depends(access_reason)]
 
 
-# The shape of the IDs, user names and kinds the log is filtered by (the contract's Identifier).
-_FILTER_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
-
-
 def logged_filter(*values: str | None) -> str:
     """The record ID an access-log read is logged under: its first filter, or ``*``. A value
     that reads as personal data or a secret (an email typed into the record ID filter) is
     logged as ``(not an ID)``: the access log is kept for good."""
     value = next((v for v in values if v), "*")
-    if value == "*" or (_FILTER_ID.fullmatch(value) and id_problem(value) is None):
+    if value == "*" or (IDENTIFIER_SHAPE.fullmatch(value) and id_problem(value) is None):
         return value
     return "(not an ID)"
 
