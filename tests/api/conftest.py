@@ -215,6 +215,19 @@ def support_client(store: Store, data_dir: Path, *posts: list[Any]) -> Iterator[
         yield client
 
 
+def raw_event(trace_id: str, n: int, type_: str, at: datetime, **kw: Any) -> dict[str, Any]:
+    """One raw event of ``trace_id`` (``event_id`` ``<trace_id>_<n>``); ``kw`` adds or
+    overrides fields (``source`` is ``test`` unless given)."""
+    return {
+        "event_id": f"{trace_id}_{n}",
+        "trace_id": trace_id,
+        "type": type_,
+        "occurred_at": at,
+        "source": "test",
+        **kw,
+    }
+
+
 def recent(minutes: int = 30) -> datetime:
     """A moment inside retention, whole seconds, in UTC."""
     return datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=minutes)

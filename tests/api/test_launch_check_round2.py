@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +17,14 @@ from fastapi.testclient import TestClient
 from projectors.store import Store
 from query_api.app import create_app
 from safetrail.demo_traffic import generate
-from tests.api.conftest import SUPPORT, api_settings, recent, store_events, support_client
+from tests.api.conftest import (
+    SUPPORT,
+    api_settings,
+    raw_event,
+    recent,
+    store_events,
+    support_client,
+)
 
 CUSTOMER = "c_launch2"
 EXPORT, EXPORT_JOB = "tr_launch2_export", "job_launch2_export"
@@ -28,22 +35,11 @@ EXPORT_EMAIL = "lena.kowalski@proton.me"
 AT = recent(40)
 
 
-def _event(trace_id: str, n: int, type_: str, at: datetime, **kw: Any) -> dict[str, Any]:
-    return {
-        "event_id": f"{trace_id}_{n}",
-        "trace_id": trace_id,
-        "type": type_,
-        "occurred_at": at,
-        "source": "test",
-        **kw,
-    }
-
-
 def _export() -> list[dict[str, Any]]:
     sub = {"customer_id": CUSTOMER, "job_id": EXPORT_JOB}
     tonight = (AT + timedelta(hours=10)).isoformat()
     return [
-        _event(
+        raw_event(
             EXPORT,
             1,
             "export.requested",
@@ -53,7 +49,7 @@ def _export() -> list[dict[str, Any]]:
             subject={**sub, "request_id": "req_launch2_export"},
             data={"format": "csv", "email": EXPORT_EMAIL},
         ),
-        _event(
+        raw_event(
             EXPORT,
             2,
             "export_job.scheduled",
@@ -67,7 +63,7 @@ def _export() -> list[dict[str, Any]]:
 
 def _login_then_plan(trace_id: str, plan_ok: bool) -> list[dict[str, Any]]:
     return [
-        _event(
+        raw_event(
             trace_id,
             1,
             "login.succeeded",
@@ -77,7 +73,7 @@ def _login_then_plan(trace_id: str, plan_ok: bool) -> list[dict[str, Any]]:
             subject={"customer_id": CUSTOMER},
             data={"method": "password", "mfa": True},
         ),
-        _event(
+        raw_event(
             trace_id,
             2,
             "plan.changed",
@@ -95,7 +91,7 @@ def _webhook(trace_id: str, code: str) -> list[dict[str, Any]]:
     sub = {"customer_id": CUSTOMER, "job_id": f"job_{trace_id[3:]}"}
     hook = {"url": "https://hooks.customer.example/in", "http_status": 503}
     events = [
-        _event(
+        raw_event(
             trace_id,
             1,
             "plan.changed",
@@ -108,7 +104,7 @@ def _webhook(trace_id: str, code: str) -> list[dict[str, Any]]:
     ]
     for attempt in (1, 2):
         events.append(
-            _event(
+            raw_event(
                 trace_id,
                 1 + attempt,
                 "webhook.attempt",
@@ -121,7 +117,7 @@ def _webhook(trace_id: str, code: str) -> list[dict[str, Any]]:
             )
         )
     events.append(
-        _event(
+        raw_event(
             trace_id,
             9,
             "webhook.failed",
@@ -138,7 +134,7 @@ def _webhook(trace_id: str, code: str) -> list[dict[str, Any]]:
 
 def _login_failed(trace_id: str, code: str) -> list[dict[str, Any]]:
     return [
-        _event(
+        raw_event(
             trace_id,
             1,
             "login.failed",
@@ -312,7 +308,7 @@ FRENCH = "c_launch2_fr"
 
 def _french_login() -> list[dict[str, Any]]:
     return [
-        _event(
+        raw_event(
             "tr_launch2_fr",
             1,
             "signup.submitted",

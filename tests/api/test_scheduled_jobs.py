@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from projectors.store import Store
 from redaction_rules.operators.base import NoParams
 from redaction_rules.operators.generic import Timestamp
-from tests.api.conftest import SUPPORT, recent, support_client
+from tests.api.conftest import SUPPORT, raw_event, recent, support_client
 
 WAITING, OVERDUE, STARTED, NOT_A_TIME = (
     "tr_sched_waiting",
@@ -31,42 +31,42 @@ LAST_NIGHT = NOW - timedelta(hours=3)  # three hours overdue, past the 30-minute
 
 
 def _export(trace: str, at: datetime, run_at: object, *, started: datetime | None = None) -> Any:
-    job = f"job_{trace[3:]}"
-    events: list[dict[str, Any]] = [
-        {
-            "event_id": f"{trace}_1",
-            "trace_id": trace,
-            "type": "export.requested",
-            "occurred_at": at,
-            "source": "web",
-            "actor": "customer",
-            "status": "done",
-            "subject": {"customer_id": CUSTOMER, "job_id": job},
-            "data": {"format": "csv"},
-        },
-        {
-            "event_id": f"{trace}_2",
-            "trace_id": trace,
-            "type": "export_job.scheduled",
-            "occurred_at": at + timedelta(seconds=1),
-            "source": "api",
-            "status": "queued",
-            "subject": {"customer_id": CUSTOMER, "job_id": job},
-            "data": {"run_at": run_at, "format": "csv"},
-        },
+    sub = {"customer_id": CUSTOMER, "job_id": f"job_{trace[3:]}"}
+    events = [
+        raw_event(
+            trace,
+            1,
+            "export.requested",
+            at,
+            source="web",
+            actor="customer",
+            status="done",
+            subject=sub,
+            data={"format": "csv"},
+        ),
+        raw_event(
+            trace,
+            2,
+            "export_job.scheduled",
+            at + timedelta(seconds=1),
+            source="api",
+            status="queued",
+            subject=sub,
+            data={"run_at": run_at, "format": "csv"},
+        ),
     ]
     if started is not None:
         events.append(
-            {
-                "event_id": f"{trace}_3",
-                "trace_id": trace,
-                "type": "export_job.started",
-                "occurred_at": started,
-                "source": "export-worker",
-                "status": "running",
-                "attempt": 1,
-                "subject": {"customer_id": CUSTOMER, "job_id": job},
-            }
+            raw_event(
+                trace,
+                3,
+                "export_job.started",
+                started,
+                source="export-worker",
+                status="running",
+                attempt=1,
+                subject=sub,
+            )
         )
     return events
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from projectors.store import Store
 from query_api.pages_view import utc_time
 from tests.api.conftest import (
     SUPPORT,
+    raw_event,
     recent,
     recovered_signup_events,
     signup_events,
@@ -32,20 +33,9 @@ WORKSPACE = "ws_review2"
 LOGIN_AT, STUCK_AT, PAYMENT_AT = recent(20), recent(180), recent(60)
 
 
-def _event(trace_id: str, n: int, type_: str, at: datetime, **kw: Any) -> dict[str, Any]:
-    return {
-        "event_id": f"{trace_id}_{n}",
-        "trace_id": trace_id,
-        "type": type_,
-        "occurred_at": at,
-        "source": "test",
-        **kw,
-    }
-
-
 def _login_failed() -> list[dict[str, Any]]:
     return [
-        _event(
+        raw_event(
             LOGIN,
             1,
             "login.failed",
@@ -62,7 +52,7 @@ def _login_failed() -> list[dict[str, Any]]:
 def _stuck_import() -> list[dict[str, Any]]:
     sub = {"customer_id": CUSTOMER, "job_id": STUCK_JOB}
     return [
-        _event(
+        raw_event(
             STUCK,
             1,
             "import.requested",
@@ -72,7 +62,7 @@ def _stuck_import() -> list[dict[str, Any]]:
             subject={**sub, "request_id": "req_review2_import"},
             data={"rows": 12000, "source": "csv"},
         ),
-        _event(
+        raw_event(
             STUCK,
             2,
             "import_job.started",
@@ -81,7 +71,7 @@ def _stuck_import() -> list[dict[str, Any]]:
             attempt=1,
             subject=sub,
         ),
-        _event(
+        raw_event(
             STUCK,
             3,
             "import_job.progress",
@@ -97,7 +87,7 @@ def _stuck_import() -> list[dict[str, Any]]:
 def _payment() -> list[dict[str, Any]]:
     sub = {"customer_id": CUSTOMER, "job_id": PAYMENT_JOB, "order_id": ORDER}
     return [
-        _event(
+        raw_event(
             PAYMENT,
             1,
             "payment.submitted",
@@ -107,7 +97,7 @@ def _payment() -> list[dict[str, Any]]:
             subject={**sub, "request_id": "req_review2_pay", "workspace_id": WORKSPACE},
             data={"amount": "49.00", "currency": "EUR"},
         ),
-        _event(
+        raw_event(
             PAYMENT,
             2,
             "billing_job.started",
@@ -116,7 +106,7 @@ def _payment() -> list[dict[str, Any]]:
             attempt=1,
             subject=sub,
         ),
-        _event(
+        raw_event(
             PAYMENT,
             3,
             "billing_job.succeeded",
