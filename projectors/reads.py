@@ -50,6 +50,8 @@ from projectors.rows import (
 _COLS = ", ".join(TIMELINE_COLUMNS)
 _VIEW = ", ".join(VIEW_COLUMNS)
 _TS = "DateTime64(6, 'UTC')"
+# The shortest value a search matches against the end of order, workspace and request IDs.
+MIN_CUT_ID = 4
 _VIEW_EVENT_ID = VIEW_COLUMNS.index("event_id")
 _VIEW_OCCURRED_AT = VIEW_COLUMNS.index("occurred_at")
 
@@ -411,20 +413,43 @@ class StoreReads:
         ]
 
     def traces_naming(
-        self, subject_id: str, *, now: datetime | None = None, limit: int = 50
+        self,
+        subject_id: str,
+        *,
+        now: datetime | None = None,
+        limit: int = 50,
+        prefix_cut: bool = False,
     ) -> list[SubjectMatch]:
         """Traces whose events named ``subject_id`` as an order, workspace or request ID
-        within retention, latest first (at most ``limit``)."""
+        within retention, latest first (at most ``limit``).
+
+        With ``prefix_cut``, IDs that end in ``subject_id`` after a ``_`` or ``-`` match
+        instead: a receipt or an email shows ``UD2WHKF4`` for ``ord_ud2whkf4``. That reads
+        every ID of the index rather than one granule, so it is the last thing a search
+        tries, and only for values of at least ``MIN_CUT_ID`` characters.
+        """
+        if prefix_cut:
+            if len(subject_id) < MIN_CUT_ID:
+                return []
+            match = "(endsWith(id, {cut_a:String}) OR endsWith(id, {cut_b:String}))"
+        else:
+            match = "id = {id:String}"
         sql = (
-            "SELECT kind, trace_id, any(customer_id), max(occurred_at) AS last_at "  # noqa: S608
+            "SELECT kind, id, trace_id, any(customer_id), max(occurred_at) AS last_at "  # noqa: S608
             "FROM subject_index WHERE kind IN ('order', 'workspace', 'request') "
-            f"AND id = {{id:String}} AND occurred_at >= {{since:{_TS}}} "
-            "GROUP BY kind, trace_id ORDER BY last_at DESC, trace_id LIMIT {limit:UInt32}"
+            f"AND {match} AND occurred_at >= {{since:{_TS}}} "
+            "GROUP BY kind, id, trace_id ORDER BY last_at DESC, trace_id, id LIMIT {limit:UInt32}"
         )
-        params = {"id": subject_id, "since": self._cutoff(now), "limit": limit}
+        params = {
+            "id": subject_id,
+            "cut_a": f"_{subject_id}",
+            "cut_b": f"-{subject_id}",
+            "since": self._cutoff(now),
+            "limit": limit,
+        }
         return [
-            SubjectMatch(str(kind), str(trace), str(customer) or None, utc(at))
-            for kind, trace, customer, at in self._rows(sql, params)
+            SubjectMatch(str(kind), str(named), str(trace), str(customer) or None, utc(at))
+            for kind, named, trace, customer, at in self._rows(sql, params)
         ]
 
     def customer_timeline(

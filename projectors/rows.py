@@ -361,6 +361,7 @@ class SubjectMatch:
     """A trace that named an order, workspace or request ID (``subject_index``)."""
 
     kind: str  # "order", "workspace" or "request"
+    subject_id: str  # the ID as the events named it
     trace_id: str
     customer_id: str | None
     last_at: datetime  # the trace's latest event naming it

@@ -52,6 +52,13 @@ def classify(text: str) -> QueryKind:
 TRACE_PREFIX, JOB_PREFIX = "tr_", "job_"
 
 
+def search_text(typed: str) -> str:
+    """What was typed without surrounding spaces and a leading ``#``, as a receipt or a ticket
+    writes an order number ("Order #UD2WHKF4")."""
+    value = typed.strip()
+    return value[1:].lstrip() if value.startswith("#") else value
+
+
 def id_candidates(value: str, prefix: str) -> tuple[str, ...]:
     """The IDs ``value`` may stand for: itself, then with ``prefix`` when typed without it, then
     the same in lower case.

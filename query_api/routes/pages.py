@@ -8,6 +8,7 @@ before it shows anything. Sign-in is described in ``query_api.pages_auth``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from itertools import zip_longest
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -16,6 +17,8 @@ from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
+from projectors.rows import SubjectMatch
+from projectors.store import Store
 from query_api.auth import Principal
 from query_api.deps import EscalationDep, MetricsDep, NowDep, StoreDep, StuckAfter
 from query_api.exports import timeline_csv
@@ -35,7 +38,14 @@ from query_api.pages_render import (
     redirect,
     render,
 )
-from query_api.pages_search import JOB_PREFIX, TRACE_PREFIX, QueryKind, classify, id_candidates
+from query_api.pages_search import (
+    JOB_PREFIX,
+    TRACE_PREFIX,
+    QueryKind,
+    classify,
+    id_candidates,
+    search_text,
+)
 from query_api.pages_view import escalation_hint, glance, whole_minutes
 from query_api.queries import (
     BadCursor,
@@ -188,6 +198,16 @@ def _as_stored(value: str, exists: Callable[[str], object]) -> str:
     return lower if lower != value and not exists(value) and exists(lower) else value
 
 
+def _naming(store: Store, value: str, now: datetime) -> list[SubjectMatch]:
+    typed = list(dict.fromkeys((value, value.lower())))
+    for prefix_cut in (False, True):
+        for candidate in typed:
+            named = store.traces_naming(candidate, now=now, prefix_cut=prefix_cut)
+            if named:
+                return named
+    return []
+
+
 @router.post("/search")
 def search(
     request: Request,
@@ -204,8 +224,8 @@ def search(
     if not same_origin(request):
         raise PageError(403, "Search refused", "Search from this site's own search page.")
     # Checked here, not by the form parser, so an over-long value gets this page, not JSON.
-    kind = classify(q) if len(q) <= MAX_QUERY else QueryKind.INVALID
-    value = q.strip()
+    value = search_text(q)
+    kind = classify(value) if len(q) <= MAX_QUERY else QueryKind.INVALID
     ids = (QueryKind.TRACE, QueryKind.JOB, QueryKind.CUSTOMER, QueryKind.AMBIGUOUS)
     if kind in ids and id_problem(value) is not None:
         # A key, token or card or phone number: no record has such an ID (ingest refuses them),
@@ -224,10 +244,9 @@ def search(
                 return redirect(f"/support/traces/{trace_id}")
             if job_id is not None and store.job_index(job_id):
                 return redirect(f"/support/jobs/{job_id}")
-        # As typed, then in lower case (an order ID read out over the phone or in capitals).
-        named = store.traces_naming(value, now=now)
-        if not named and value.lower() != value:
-            named = store.traces_naming(value.lower(), now=now)
+        # As typed, then in lower case (an order ID read out over the phone or in capitals),
+        # then as the end of an ID whose prefix was cut off (``UD2WHKF4`` on a receipt).
+        named = _naming(store, value, now)
         if named:
             log.record_each("subject_lookup", [m.trace_id for m in named])
             if len(named) == 1:  # one trace: open it (no list of one to click through)

@@ -93,7 +93,8 @@ def test_when_an_order_id_named_by_two_traces_is_searched_then_both_are_listed(
     for trace_id, customer_id in ((TRACE, "c_search"), (REORDER_TRACE, "c_search_2")):
         assert f'href="/support/traces/{trace_id}"' in page.text
         assert f'href="/support/customers/{customer_id}"' in page.text
-    assert "2 traces named the ID you typed" in page.text and "as an order ID" in page.text
+    assert "2 traces named the ID you typed" in page.text
+    assert f"order ID {ORDER}," in page.text
     logged = timeline_store.access_log(AccessLogQuery(record_kind="subject_lookup", limit=500))
     assert {TRACE, REORDER_TRACE} <= {r.record_id for r in logged if r.actor == "ana.support"}
 
@@ -176,3 +177,52 @@ def test_when_a_search_lists_many_traces_then_each_one_shown_is_in_the_access_lo
     for trace in traces:
         logged = timeline_store.access_log(AccessLogQuery(record_id=trace, limit=10))
         assert [(r.record_kind, r.actor) for r in logged] == [("subject_lookup", "ana.support")]
+
+
+CUT_TRACE, CUT_ORDER = "tr_cutorder0000001", "ord_ud2whkf4"
+CUT_TRACES = ("tr_cutshared000001", "tr_cutshared000002")
+
+
+@pytest.fixture(scope="module")
+def cut_orders(client: TestClient) -> None:
+    # Orders a receipt shows without their prefix: one named by a single trace, and "7731"
+    # ending two different IDs (an order and a workspace).
+    events = []
+    for event in signup_events(CUT_TRACE, "c_cut", "job_cut_1", recent()):
+        event["subject"] = {**event["subject"], "order_id": CUT_ORDER}
+        events.append(event)
+    for trace, subject in zip(CUT_TRACES, ({"order_id": "ord_7731"}, {"workspace_id": "ws-7731"})):
+        for event in signup_events(trace, f"c_{trace}", f"job_{trace}", recent()):
+            event["subject"] = {**event["subject"], **subject}
+            events.append(event)
+    store_events(client, events)
+
+
+@pytest.mark.parametrize("typed", ["UD2WHKF4", "ud2whkf4", "#UD2WHKF4", " # ud2whkf4 "])
+def test_when_an_order_id_is_typed_as_a_receipt_shows_it_then_its_trace_opens(
+    client: TestClient, cut_orders: None, timeline_store: Store, typed: str
+) -> None:
+    # Was "Nothing matched": the receipt's "Order #UD2WHKF4" is ord_ud2whkf4 in the events.
+    response = _search(client, typed)
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == f"/support/traces/{CUT_TRACE}"
+    logged = timeline_store.access_log(AccessLogQuery(record_id=CUT_TRACE, limit=10))
+    assert ("subject_lookup", "ana.support") in [(r.record_kind, r.actor) for r in logged]
+
+
+def test_when_a_cut_id_ends_several_ids_then_each_is_listed_with_the_id_it_matched(
+    client: TestClient, cut_orders: None
+) -> None:
+    page = _results(client, "7731")
+    assert page.status_code == 200
+    assert all(f'href="/support/traces/{t}"' in page.text for t in CUT_TRACES)
+    assert "order ID ord_7731," in page.text and "workspace ID ws-7731," in page.text
+
+
+@pytest.mark.parametrize("typed", ["HKF4", "whkf4", "ud2", "#"])
+def test_when_only_part_of_an_id_is_typed_then_nothing_matches(
+    client: TestClient, cut_orders: None, typed: str
+) -> None:
+    # Only a whole cut-off prefix counts: the end of an ID after "_" or "-", never any suffix.
+    response = _search(client, typed)
+    assert response.status_code in (400, 404), response.headers.get("location")
