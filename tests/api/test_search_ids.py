@@ -191,7 +191,8 @@ def cut_orders(client: TestClient) -> None:
     for event in signup_events(CUT_TRACE, "c_cut", "job_cut_1", recent()):
         event["subject"] = {**event["subject"], "order_id": CUT_ORDER}
         events.append(event)
-    for trace, subject in zip(CUT_TRACES, ({"order_id": "ord_7731"}, {"workspace_id": "ws-7731"})):
+    subjects = ({"order_id": "ord_7731"}, {"workspace_id": "ws-7731"})
+    for trace, subject in zip(CUT_TRACES, subjects, strict=True):
         for event in signup_events(trace, f"c_{trace}", f"job_{trace}", recent()):
             event["subject"] = {**event["subject"], **subject}
             events.append(event)
