@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import orjson
 
-from ingest.process import Accepted, Rejected, Routed, process
+from ingest.process import Accepted, Rejected, Retention, Routed, process
 from projectors.blocks import (
     RAW_TABLE,
     TIMELINE_TABLE,
@@ -164,14 +164,20 @@ class ProcessedBatch:
 
 
 def process_batch(
-    payloads: Sequence[Payload], redactor: Redactor, at: datetime, offset: int = 0
+    payloads: Sequence[Payload],
+    redactor: Redactor,
+    at: datetime,
+    offset: int = 0,
+    retention_days: int | None = None,
 ) -> ProcessedBatch:
     """Process each payload; accepted ones become raw and timeline rows stamped ``at``.
 
     The raw rows keep each payload's bytes as the service sent them; ``offset`` is the request
-    index of ``payloads[0]`` (a large request is split across workers).
+    index of ``payloads[0]`` (a large request is split across workers). With
+    ``retention_days`` (the timeline's), events older than it at ``at`` are rejected.
     """
-    routed = [process(p, redactor) for p in payloads]
+    retention = None if retention_days is None else Retention(retention_days, at)
+    routed = [process(p, redactor, retention) for p in payloads]
     accepted: list[Accepted] = []
     rejected: list[Rejected] = []
     for item in routed:

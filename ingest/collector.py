@@ -184,7 +184,11 @@ class EmbeddedCollector:
                 target=self._ship_loop, args=(self._journal,), name="safetrail-shipper", daemon=True
             )
             self._shipper.start()
-        self._processing = ProcessingPool(redactor, workers, self._encoder)
+        # Events older than the store's timeline retention are refused with the reason: its
+        # reads and TTL would never show them.
+        self._processing = ProcessingPool(
+            redactor, workers, self._encoder, store.policy.retention_days
+        )
         self._writer = threading.Thread(target=self._run, name="safetrail-writer", daemon=True)
         self._writer.start()
 

@@ -7,6 +7,7 @@ and storage stack.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -14,7 +15,7 @@ import orjson
 from ingest.batch import EventResult, parse_body
 from ingest.collector import IngestReport, IngestUnavailable, results_for
 from ingest.kafka_sink import KafkaSink, MessageTooLargeError
-from ingest.process import Accepted, process
+from ingest.process import Accepted, Retention, process
 from ingest.sdk import DeliveryError
 from redaction_rules.engine import Redactor
 
@@ -36,16 +37,29 @@ class KafkaIngestor:
     is not a dead letter, since no topic would take it. A broker that refuses a message the
     sink sent (a topic sized below safetrail's limit) is a deployment error: the request is
     answered 503 with what to fix, and the client keeps the events until it is fixed.
+
+    ``retention_days`` is the timeline retention (``SAFETRAIL_RETENTION_DAYS``): an event older
+    than it is answered "rejected" with the reason the processor gives its dead letter.
     """
 
-    def __init__(self, sink: KafkaSink, redactor: Redactor, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        sink: KafkaSink,
+        redactor: Redactor,
+        *,
+        timeout: float = 30.0,
+        retention_days: int | None = None,
+    ) -> None:
         self.sink = sink
         self.redactor = redactor
         self.timeout = timeout
+        self.retention_days = retention_days
 
     def ingest(self, payloads: Sequence[bytes | Mapping[str, Any]]) -> IngestReport:
         """Publish a request's events; raise ``IngestUnavailable`` if Kafka did not take them."""
-        routed = [process(p, self.redactor) for p in payloads]
+        days = self.retention_days
+        retention = None if days is None else Retention(days, datetime.now(UTC))
+        routed = [process(p, self.redactor, retention) for p in payloads]
         results = list(results_for(routed).results)
         try:
             for i, (payload, result) in enumerate(zip(payloads, routed, strict=True)):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -54,6 +55,37 @@ class Rejected:
 Routed = Accepted | Rejected
 
 
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """The timeline retention where an event arrives: ``days`` before ``received_at``.
+
+    Reads show events from ``now - days`` on and the table TTL drops older ones, so an event
+    that occurred before ``oldest`` could never be shown: accepting it would answer
+    "accepted" for an event nobody can ever read. It is refused with the reason instead, the
+    same way on every path (collector, Kafka processor, replay, re-drive), each passing the
+    moment it receives the event (the processor: when the event reached the raw topic, so a
+    lagging or restarted worker gives the verdict the collector gave).
+    """
+
+    days: int
+    received_at: datetime
+
+    @property
+    def oldest(self) -> datetime:
+        """The oldest ``occurred_at`` a timeline still shows at ``received_at``."""
+        return self.received_at.astimezone(UTC) - timedelta(days=self.days)
+
+    def problem(self, occurred_at: datetime) -> str | None:
+        """Why an event of ``occurred_at`` cannot be kept, or None when it can."""
+        if occurred_at >= self.oldest:
+            return None
+        # The same words for the same event whenever it is sent (a re-send, a replay).
+        return (
+            f"occurred_at {occurred_at.astimezone(UTC).isoformat()} is older than the "
+            f"{self.days}-day timeline retention: it could never be shown, so it is not stored"
+        )
+
+
 def _best_effort_ids(obj: object) -> tuple[str | None, str | None]:
     if not isinstance(obj, Mapping):
         return None, None
@@ -66,11 +98,15 @@ def _best_effort_ids(obj: object) -> tuple[str | None, str | None]:
     )
 
 
-def process(payload: bytes | Mapping[str, Any], redactor: Redactor) -> Routed:
+def process(
+    payload: bytes | Mapping[str, Any], redactor: Redactor, retention: Retention | None = None
+) -> Routed:
     """Validate, redact, label and route one raw event.
 
     Returns ``Accepted`` with the raw event (``event_id`` filled in) and its timeline event, or
-    ``Rejected`` with a reason a service engineer can act on and the original bytes.
+    ``Rejected`` with a reason a service engineer can act on and the original bytes. With
+    ``retention``, an event older than the timeline keeps is rejected too (``Retention``);
+    without it (checking rule files) only the event itself is judged.
     """
     if isinstance(payload, bytes | bytearray | memoryview):
         raw_bytes = bytes(payload)
@@ -97,6 +133,11 @@ def process(payload: bytes | Mapping[str, Any], redactor: Redactor) -> Routed:
             payload=raw_bytes,
             event_id=event_id,
             trace_id=trace_id,
+        )
+    expired = None if retention is None else retention.problem(raw.occurred_at)
+    if expired is not None:
+        return Rejected(
+            reason=expired, payload=raw_bytes, event_id=raw.event_id, trace_id=raw.trace_id
         )
     try:
         timeline = redactor.redact(raw)

@@ -39,6 +39,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import faust
@@ -51,7 +52,7 @@ from prometheus_client import Counter as Metric
 
 from ingest.kafka_sink import max_message_bytes
 from ingest.liveness import KafkaOffsets, Watchdog, exit_for_restart
-from ingest.process import Accepted, Rejected, process
+from ingest.process import Accepted, Rejected, Retention, process
 from ingest.schema import Lane
 from redaction_rules.engine import Redactor
 from safetrail.settings import Settings
@@ -106,14 +107,24 @@ def message_size(out: Output) -> int:
     return len(out.value) + len(out.key or b"") + headers + RECORD_FRAMING_BYTES
 
 
-def route(payload: bytes, source: Source, redactor: Redactor, settings: Settings) -> Output:
+def route(
+    payload: bytes,
+    source: Source,
+    redactor: Redactor,
+    settings: Settings,
+    received_at: datetime | None = None,
+) -> Output:
     """The output message for one raw message: pure, so it is tested without a broker.
 
     Every output fits ``message_limit``: a timeline message that would not becomes a dead
     letter saying so, and a dead letter whose raw bytes would not (a raw message larger than
     safetrail's producers send) keeps the reason and coordinates without the bytes.
+    An event older than the timeline retention (``settings.retention_days``) at
+    ``received_at`` (when it reached the raw topic; now when unknown) becomes a dead letter
+    with that reason: the timeline would never show it.
     """
-    routed = process(payload, redactor)
+    retention = Retention(settings.retention_days, received_at or datetime.now(UTC))
+    routed = process(payload, redactor, retention)
     limit = message_limit(settings)
     if isinstance(routed, Accepted):
         topic = settings.topic_customer if routed.lane is Lane.CUSTOMER else settings.topic_system
@@ -143,6 +154,20 @@ def route(payload: bytes, source: Source, redactor: Redactor, settings: Settings
         trace_id=routed.trace_id,
     )
     return dead_letter(bare, source, settings.topic_dlq)
+
+
+def message_time(timestamp: float | None) -> datetime | None:
+    """When a raw message reached the topic, from its timestamp in seconds (faust's
+    ``Message.timestamp``); None when it has none.
+
+    Judging retention at this moment rather than at processing time gives one verdict per
+    message: a worker that lags, or re-reads the uncommitted tail after a restart, routes
+    the message as the first attempt (and the collector's answer) did, so it can never be
+    stored by one attempt and dead-lettered by the next.
+    """
+    if timestamp is None or timestamp <= 0:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC)
 
 
 def dead_letter(rejected: Rejected, source: Source, topic: str) -> Output:
@@ -349,6 +374,7 @@ def create_app(
                         Source(ev.message.topic, ev.message.partition, ev.message.offset),
                         redactor,
                         settings,
+                        message_time(ev.message.timestamp),
                     )
                     for ev in batch
                 ]

@@ -88,19 +88,24 @@ def _encoded(batch: ProcessedBatch, encoder: NativeEncoder | None) -> ProcessedB
     return batch if encoder is None else encode_batch(batch, encoder)
 
 
-def _run(payloads: list[bytes], at: datetime, offset: int) -> ProcessedBatch:
+def _run(
+    payloads: list[bytes], at: datetime, offset: int, retention_days: int | None
+) -> ProcessedBatch:
     if _redactor is None:
         raise RuntimeError("worker started without a redactor")
-    return _encoded(process_batch(payloads, _redactor, at, offset), _encoder)
+    batch = process_batch(payloads, _redactor, at, offset, retention_days)
+    return _encoded(batch, _encoder)
 
 
-def _run_body(body: bytes, part: int, parts: int, at: datetime) -> ProcessedBatch:
+def _run_body(
+    body: bytes, part: int, parts: int, at: datetime, retention_days: int | None
+) -> ProcessedBatch:
     # Every worker parses the whole body (cheap next to processing) and takes its own share,
     # so the API process neither parses nor copies events one by one.
     if _redactor is None:
         raise RuntimeError("worker started without a redactor")
     start, payloads = parse_body(body, part, parts)
-    return _encoded(process_batch(payloads, _redactor, at, start), _encoder)
+    return _encoded(process_batch(payloads, _redactor, at, start, retention_days), _encoder)
 
 
 def default_workers() -> int:
@@ -112,13 +117,19 @@ def default_workers() -> int:
 class ProcessingPool:
     """``process_batch`` on ``workers`` processes, started on first use; ``workers=0`` runs
     everything in the calling thread. With an ``encoder`` the batches come back with their
-    rows encoded (``ingest.batch.encode_batch``), wherever they were processed."""
+    rows encoded (``ingest.batch.encode_batch``), wherever they were processed; with
+    ``retention_days`` events older than the timeline retention are rejected."""
 
     def __init__(
-        self, redactor: Redactor, workers: int, encoder: NativeEncoder | None = None
+        self,
+        redactor: Redactor,
+        workers: int,
+        encoder: NativeEncoder | None = None,
+        retention_days: int | None = None,
     ) -> None:
         self._redactor = redactor
         self._encoder = encoder
+        self._retention_days = retention_days
         self.workers = max(0, workers)
         self._executor: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -158,7 +169,9 @@ class ProcessingPool:
         size = -(-len(payloads) // self.workers)
         try:
             futures = [
-                pool.submit(_run, [as_bytes(p) for p in payloads[i : i + size]], at, i)
+                pool.submit(
+                    _run, [as_bytes(p) for p in payloads[i : i + size]], at, i, self._retention_days
+                )
                 for i in range(0, len(payloads), size)
             ]
             return [f.result() for f in futures]
@@ -175,7 +188,10 @@ class ProcessingPool:
             return [self._here(parse_body(body)[1], at)]
         try:
             parts = self.workers if len(body) >= MIN_SPLIT_BYTES else 1
-            futures = [pool.submit(_run_body, body, k, parts, at) for k in range(parts)]
+            futures = [
+                pool.submit(_run_body, body, k, parts, at, self._retention_days)
+                for k in range(parts)
+            ]
             return [f.result() for f in futures]
         except BrokenProcessPool:
             log.warning("a processing worker died; processing this request in-process")
@@ -183,7 +199,8 @@ class ProcessingPool:
             return [self._here(parse_body(body)[1], at)]
 
     def _here(self, payloads: Sequence[Payload], at: datetime) -> ProcessedBatch:
-        return _encoded(process_batch(payloads, self._redactor, at), self._encoder)
+        batch = process_batch(payloads, self._redactor, at, 0, self._retention_days)
+        return _encoded(batch, self._encoder)
 
     def close(self) -> None:
         """Stop the workers (what they are running finishes first)."""

@@ -7,6 +7,10 @@ across sort keys and partitions, and it still lets the customer projection serve
 read (``FINAL`` reads the base table). The trace and job views, which read a handful of rows,
 pick the newest version of each event in Python instead (same rule, one stage less).
 
+A customer timeline's range and lane apply after that choice (``_deduped``'s ``filtered``):
+a re-send may move an event to another time, partition or lane, and only its newest
+version may be shown.
+
 Timeline reads also filter ``occurred_at >= now - retention``, so an answer honours retention
 exactly even while TTL merges have not removed old rows yet.
 """
@@ -71,12 +75,22 @@ def _newest_versions(rows: Sequence[Sequence[Any]], id_at: int) -> list[Sequence
     return list(newest.values())
 
 
-def _deduped(where: str, cols: str = _COLS) -> str:
-    """Newest version of each event matching ``where``, as a subquery."""
-    return (
-        f"SELECT {cols} FROM timeline_events WHERE {where} "  # noqa: S608
+def _deduped(where: str, cols: str = _COLS, *, filtered: str = "") -> str:
+    """Newest version of each event matching ``where``, as a subquery; with ``filtered``, only
+    those whose newest version matches it (``filter_at`` is its ``occurred_at``,
+    ``filter_lane`` its lane).
+
+    A filter that may differ between two versions of one event (its time, its lane) belongs
+    in ``filtered``, applied after the newest version is picked: applied before, it would pick
+    the newest of the versions it lets through, and show a version a later re-send replaced
+    (one that merges never fold, when its time falls in another partition).
+    """
+    extra = ", occurred_at AS filter_at, lane AS filter_lane" if filtered else ""
+    inner = (
+        f"SELECT {cols}{extra} FROM timeline_events WHERE {where} "  # noqa: S608
         "ORDER BY event_id, ingested_at DESC LIMIT 1 BY event_id"
     )
+    return f"SELECT {cols} FROM ({inner}) WHERE {filtered}" if filtered else inner  # noqa: S608
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +348,29 @@ class StoreReads:
             params["stored_by"] = utc(q.stored_by)
         return where, params
 
+    def _customer_versions(
+        self, customer_id: str, q: TimelineQuery, now: datetime | None
+    ) -> tuple[str, str, dict[str, Any]]:
+        """The customer's rows within retention (and stored by ``q.stored_by``), the filter
+        of ``q`` their newest versions must match (``_deduped``'s ``filtered``), and the
+        parameters of both."""
+        where = f"customer_id = {{customer_id:String}} AND occurred_at >= {{since:{_TS}}}"
+        params: dict[str, Any] = {"customer_id": customer_id, "since": self._cutoff(now)}
+        if q.stored_by is not None:
+            where += f" AND ingested_at <= {{stored_by:{_TS}}}"
+            params["stored_by"] = utc(q.stored_by)
+        filtered = ["1"]
+        if q.since is not None:
+            filtered.append(f"filter_at >= {{from:{_TS}}}")
+            params["from"] = utc(q.since)
+        if q.until is not None:
+            filtered.append(f"filter_at < {{until:{_TS}}}")
+            params["until"] = utc(q.until)
+        if q.lane is not None:
+            filtered.append("filter_lane = {lane:String}")
+            params["lane"] = q.lane.value
+        return where, " AND ".join(filtered), params
+
     def customer_exists(self, customer_id: str, *, now: datetime | None = None) -> bool:
         """True when the customer has any event within retention."""
         sql = (
@@ -460,8 +497,8 @@ class StoreReads:
         Deduplication runs before the page position is applied so a re-sent event can never
         appear on two pages.
         """
-        where, params = self._customer_where(customer_id, query, now)
-        sql = f"SELECT {_COLS} FROM ({_deduped(where)})"  # noqa: S608
+        where, filtered, params = self._customer_versions(customer_id, query, now)
+        sql = f"SELECT {_COLS} FROM ({_deduped(where, filtered=filtered)})"  # noqa: S608
         if query.after is not None:
             sql += f" WHERE (occurred_at, event_id) > ({{after_ts:{_TS}}}, {{after_id:String}})"
             params["after_ts"], params["after_id"] = utc(query.after[0]), query.after[1]
@@ -481,7 +518,7 @@ class StoreReads:
         the last page". The events carry the columns the API's views show
         (``rows.VIEW_COLUMNS``).
         """
-        where, params = self._customer_where(customer_id, query, now)
+        where, filtered, params = self._customer_versions(customer_id, query, now)
         if query.after is not None:
             params["after_ts"], params["after_id"] = utc(query.after[0]), query.after[1]
         params["limit"] = query.limit
@@ -489,9 +526,10 @@ class StoreReads:
         # stored before migration 0008 is read again from the columns.
         packed = self.view_column
         cols = "event_id, occurred_at, view" if packed else _VIEW
-        rows = self._rows(self._page_sql(where, cols, query), params)
+        rows = self._rows(self._page_sql(where, filtered, cols, query), params)
         if packed and not all(row[2] for row in rows):
-            packed, rows = False, self._rows(self._page_sql(where, _VIEW, query), params)
+            sql = self._page_sql(where, filtered, _VIEW, query)
+            packed, rows = False, self._rows(sql, params)
         if rows:
             if packed:
                 page = [timeline_view_from_packed(row[0], row[2]) for row in rows]
@@ -503,12 +541,12 @@ class StoreReads:
         return [], self.count_customer_timeline(customer_id, query, now=now)
 
     @staticmethod
-    def _page_sql(where: str, cols: str, query: TimelineQuery) -> str:
+    def _page_sql(where: str, filtered: str, cols: str, query: TimelineQuery) -> str:
         """One customer page in ``cols`` (which hold ``occurred_at`` and ``event_id``), each row
         with the count of the deduplicated events before the page position applies."""
         sql = (
             f"SELECT {cols}, total FROM (SELECT {cols}, count() OVER () AS total "  # noqa: S608
-            f"FROM ({_deduped(where, cols)}))"
+            f"FROM ({_deduped(where, cols, filtered=filtered)}))"
         )
         if query.after is not None:
             sql += f" WHERE (occurred_at, event_id) > ({{after_ts:{_TS}}}, {{after_id:String}})"
@@ -518,9 +556,9 @@ class StoreReads:
         self, customer_id: str, query: TimelineQuery, *, now: datetime | None = None
     ) -> int:
         """How many distinct events match the filters (ignores page position)."""
-        where, params = self._customer_where(customer_id, query, now)
-        rows = self._rows(f"SELECT uniqExact(event_id) FROM timeline_events WHERE {where}", params)  # noqa: S608
-        return int(rows[0][0])
+        where, filtered, params = self._customer_versions(customer_id, query, now)
+        deduped = _deduped(where, "event_id", filtered=filtered)
+        return int(self._rows(f"SELECT count() FROM ({deduped})", params)[0][0])  # noqa: S608
 
     def customers_by_lookup_key(self, lookup_key: str, *, now: datetime | None = None) -> list[str]:
         """Customer ids whose kept emails/phones hash to ``lookup_key`` within retention."""

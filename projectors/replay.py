@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from ingest.process import Accepted, Rejected, process
+from ingest.process import Accepted, Rejected, Retention, process
 from projectors.restricted import RawRange
 from projectors.rows import DeadLetter
 from projectors.store import Store
@@ -268,7 +268,11 @@ def run_replay(
     audit()
     try:
         for items, scanned in source.batches():
-            routed = [(item, process(item.payload, redactor)) for item in items]
+            # Judged now, when the output is written: input that has aged past the timeline
+            # retention since it was received is rejected with that reason (a dead letter)
+            # rather than written where no read would show it.
+            retention = Retention(store.policy.retention_days, datetime.now(UTC))
+            routed = [(item, process(item.payload, redactor, retention)) for item in items]
             report.read += len(items)
             _count(store, report, routed)
             if not request.dry_run:

@@ -85,7 +85,7 @@ def _kafka_ingestor(settings: Settings, rules: Redactor) -> Ingestor:
     sink = KafkaSink(
         settings.kafka_bootstrap, settings.topic_raw, max_event_bytes=settings.max_body_bytes
     )
-    return KafkaIngestor(sink, rules)
+    return KafkaIngestor(sink, rules, retention_days=settings.retention_days)
 
 
 def create_app(

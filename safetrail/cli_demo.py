@@ -6,6 +6,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,6 +56,34 @@ def start_server(
     raise RuntimeError("the server did not become healthy within 60 s")
 
 
+def store_aged(traffic: DemoTraffic, settings: Settings) -> int:
+    """Store the traffic's events already past retention as the collector stored them when
+    they happened, and take them out of what ``load`` sends; returns how many.
+
+    The collector refuses an event older than retention (no read would show it), so the
+    demo's trace "older than retention" is written straight into the store before the server
+    opens it: what a timeline looks like once its events have aged.
+    """
+    from ingest.process import Accepted, process  # deferred: keeps `safetrail --help` fast
+    from projectors.retention import RetentionPolicy
+    from projectors.store import Store
+    from safetrail.redactor import build_redactor
+
+    oldest = datetime.now(UTC) - timedelta(days=settings.retention_days)
+    aged = [e for e in traffic.events if e["occurred_at"] < oldest]
+    if not aged:
+        return 0
+    traffic.events = [e for e in traffic.events if e["occurred_at"] >= oldest]
+    redactor = build_redactor(settings)
+    routed = [process({**e, "occurred_at": e["occurred_at"].isoformat()}, redactor) for e in aged]
+    events = [r.timeline for r in routed if isinstance(r, Accepted)]
+    policy = RetentionPolicy.from_settings(settings)
+    with Store.open(settings.effective_clickhouse_url, policy) as store:
+        store.migrate()
+        store.insert_timeline(events, ingested_at=min(e["occurred_at"] for e in aged))
+    return len(events)
+
+
 def load(
     traffic: DemoTraffic, base_url: str, progress: Callable[[int], None] | None = None
 ) -> HttpSink:
@@ -72,9 +101,9 @@ def load(
     return sink
 
 
-def _print_intro(traffic: DemoTraffic, sink: HttpSink, base: str) -> None:
+def _print_intro(traffic: DemoTraffic, sink: HttpSink, base: str, aged: int = 0) -> None:
     console.print(
-        f"[bold green]safetrail demo[/] loaded {sink.accepted} events "
+        f"[bold green]safetrail demo[/] loaded {sink.accepted + aged} events "
         f"({len(sink.rejected)} rejected) for {len(traffic.customers)} customers"
     )
     console.print("\n[bold]Traces worth opening first[/]")
@@ -139,6 +168,8 @@ def register(app: typer.Typer) -> None:
         data_dir = data_dir if data_dir is not None else configured.data_dir / "demo"
         settings = load_settings(data_dir, demo=True, clickhouse_url=None, kafka_bootstrap=None)
         refuse_busy_data_dir(settings)
+        traffic = generate(customers=customers, days=days, seed=seed)
+        aged = store_aged(traffic, settings)
         base = f"http://{host}:{port}"
         console.print(f"starting safetrail on {base} (data in {data_dir}) ...")
         try:
@@ -149,10 +180,9 @@ def register(app: typer.Typer) -> None:
         # The server runs in a thread, so uvicorn does not take SIGTERM here: stop it the same
         # graceful way as Ctrl+C (the collector stores its journal, the store closes).
         signal.signal(signal.SIGTERM, lambda _sig, _frame: setattr(server, "should_exit", True))
-        traffic = generate(customers=customers, days=days, seed=seed)
         with console.status("loading synthetic traffic through the SDK and collector"):
             sink = load(traffic, base)
-        _print_intro(traffic, sink, base)
+        _print_intro(traffic, sink, base, aged)
         if exit_after_load:
             server.should_exit = True
             thread.join(timeout=30)

@@ -245,7 +245,7 @@ def _run_up(settings: Settings, host: str, port: int) -> None:
         sink = KafkaSink(
             settings.kafka_bootstrap, settings.topic_raw, max_event_bytes=settings.max_body_bytes
         )
-        ingestor = KafkaIngestor(sink, redactor)
+        ingestor = KafkaIngestor(sink, redactor, retention_days=settings.retention_days)
         api = create_app(settings, store, ingestor=ingestor, redactor=redactor)
         typer.echo(
             f"safetrail (scale-out) on http://{host}:{port}, Kafka {settings.kafka_bootstrap}"

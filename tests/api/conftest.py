@@ -18,6 +18,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from ingest.process import Accepted, process
 from projectors.store import Store
 from query_api.app import create_app
 from safetrail.settings import Role, Settings, TokenInfo
@@ -80,6 +81,22 @@ def store_events(client: TestClient, events: list[Any]) -> None:
     """Send ``events`` as the service; every one must be accepted."""
     stored = post_events(client, events)
     assert stored.status_code == 202 and stored.json()["rejected"] == 0, stored.text
+
+
+def store_aged(client: TestClient, events: list[Any]) -> None:
+    """Store ``events`` as they were stored when received, before they aged past retention.
+
+    The collector refuses an event already older than retention (no read would show it),
+    so a timeline that has since aged is written as the collector wrote it then: processed
+    by the app's rules, stored straight into the app's store.
+    """
+    app: Any = client.app
+    routed = [
+        process(orjson.loads(orjson.dumps(e, default=_iso)), app.state.redactor) for e in events
+    ]
+    assert all(isinstance(r, Accepted) for r in routed), routed
+    accepted = [r for r in routed if isinstance(r, Accepted)]
+    app.state.store.insert_timeline([a.timeline for a in accepted])
 
 
 def _iso(value: object) -> str:

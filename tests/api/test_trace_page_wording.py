@@ -17,6 +17,7 @@ from tests.api.conftest import (
     recent,
     recovered_signup_events,
     signup_events,
+    store_aged,
     support_client,
 )
 
@@ -32,9 +33,13 @@ def client(timeline_store: Store, tmp_path_factory: pytest.TempPathFactory) -> I
         *recovered_signup_events(RECOVERED, CUSTOMER, "job_wording_recovered", recent()),
         # up to the retry: the email job is still running
         *signup_events(RUNNING, CUSTOMER, "job_wording_running", recent())[:5],
-        *signup_events(ANCIENT, "c_wording_old", "job_wording_old", recent() - timedelta(days=420)),
     ]
+    # Stored when it happened, older than retention now.
+    ancient = signup_events(
+        ANCIENT, "c_wording_old", "job_wording_old", recent() - timedelta(days=420)
+    )
     with support_client(timeline_store, tmp_path_factory.mktemp("wording"), events) as c:
+        store_aged(c, ancient)
         yield c
 
 
