@@ -606,7 +606,7 @@ class StoreReads:
             where += f" AND (at, entry_id) > ({{after_ts:{_TS}}}, {{after_id:String}})"
             params["after_ts"], params["after_id"] = utc(query.after[0]), query.after[1]
         sql = (
-            f"SELECT {', '.join(ACCESS_LOG_COLUMNS)} FROM access_log "  # noqa: S608
+            f"SELECT {', '.join(ACCESS_LOG_COLUMNS)}, details FROM access_log "  # noqa: S608
             f"WHERE {where} ORDER BY at, entry_id LIMIT {{limit:UInt32}}"
         )
         return [AccessRecord.from_row(row) for row in self._rows(sql, params)]

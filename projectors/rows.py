@@ -409,12 +409,17 @@ class AccessRecord:
     record_kind: str
     record_id: str
     reason: str | None = None
+    # What a replay or re-drive did (its range, filters, rules versions and counts), as the
+    # ``details`` column holds it; not one of ACCESS_LOG_COLUMNS (the chain hashes it apart).
+    details: Mapping[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> AccessRecord:
-        """Rebuild from a row in ACCESS_LOG_COLUMNS order."""
-        entry_id, at, actor, role, route, kind, record_id, reason = row
-        return cls(entry_id, utc(at), actor, role, route, kind, record_id, reason)
+        """Rebuild from a row in ACCESS_LOG_COLUMNS order, optionally followed by the
+        ``details`` column."""
+        entry_id, at, actor, role, route, kind, record_id, reason, *rest = row
+        details = orjson.loads(rest[0]) if rest and rest[0] else None
+        return cls(entry_id, utc(at), actor, role, route, kind, record_id, reason, details)
 
     def columns(self) -> list[Any]:
         """The entry as one row in ACCESS_LOG_COLUMNS order."""

@@ -92,7 +92,9 @@ class RedriveIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[str] | None = Field(default=None, max_length=10_000)
+    # No key: every pending dead letter. An empty list is refused rather than re-driving
+    # nothing while answering 200 (the CLI reads "no IDs" as "all pending").
+    ids: list[str] | None = Field(default=None, min_length=1, max_length=10_000)
     reason: Reason
     dry_run: bool = False
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -240,6 +240,11 @@ class AccessLogEntryOut(_Out):
     record_kind: str
     record_id: str
     reason: str | None = None
+    details: dict[str, Any] | None = Field(
+        default=None,
+        description="What a replay or re-drive did: range, filters, source, rules versions "
+        "and counts (null for a read)",
+    )
 
 
 class TtlOut(_Out):

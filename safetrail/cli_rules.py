@@ -77,10 +77,19 @@ def _lines(path: Path) -> list[tuple[int, bytes]]:
 @rules_app.command("check")
 def check(
     path: Annotated[
-        Path | None, typer.Argument(help="Rule file or directory (default: packaged rules).")
+        Path | None,
+        typer.Argument(
+            help="Rule file or directory (default: SAFETRAIL_RULES_PATH, else the packaged rules)."
+        ),
     ] = None,
 ) -> None:
-    """Validate rule files; print every problem and exit 1 if there is any."""
+    """Validate rule files; print every problem and exit 1 if there is any.
+
+    Without PATH it checks the rules every other command would load, so a team's own rules
+    (``SAFETRAIL_RULES_PATH``) are what "ok" speaks of.
+    """
+    if path is None:
+        path = load_settings(demo=True).rules_path
     try:
         rules = load_rules(path)
     except RuleError as exc:

@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     clickhouse_cluster: str | None = None
     kafka_bootstrap: str | None = None
     kafka_port: int = Field(default=9092, ge=1, le=65535)
-    api_tokens: dict[str, TokenInfo] = Field(default_factory=dict)
+    # The tokens are the mapping's keys: kept out of repr() like the SecretStr fields.
+    api_tokens: dict[str, TokenInfo] = Field(default_factory=dict, repr=False)
     hmac_key: SecretStr = SecretStr("")
     # Keys used before the current one, newest first (JSON array): after a rotation, support's
     # email and phone lookups still find customers whose events were stored under them.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -33,6 +35,32 @@ KINDS = (
 def _clean(value: str | None) -> str | None:
     value = (value or "").strip()[:128]
     return value or None
+
+
+# What the page shows of a replay's or re-drive's details, in this order (the API gives all,
+# with the counts per event type and the rules versions found before).
+DETAIL_KEYS = (
+    ("dry_run", "dry run"),
+    ("source", "source"),
+    ("from", "from"),
+    ("to", "to"),
+    ("trace_id", "trace"),
+    ("type", "type"),
+    ("status", "status"),
+    ("read", "read"),
+    ("accepted", "accepted"),
+    ("changed", "changed"),
+    ("rejected", "rejected"),
+    ("written", "written"),
+    ("rules_after", "rules"),
+)
+
+
+def details_text(details: Mapping[str, Any]) -> str:
+    """A replay's or re-drive's details in one line: ``dry run: False; source: raw; ...``."""
+    return "; ".join(
+        f"{word}: {details[key]}" for key, word in DETAIL_KEYS if details.get(key) is not None
+    )
 
 
 @router.get("/access-log")
@@ -73,6 +101,7 @@ def access_log_page(
         form=form,
         kinds=KINDS,
         kind_words=dict(KINDS),
+        details={e.entry_id: details_text(e.details) for e in entries if e.details},
         error=error,
         next_url=next_url,
         first_url=f"{base}?{urlencode(params)}" if cursor else None,

@@ -454,3 +454,28 @@ def test_when_any_command_meets_a_bad_setting_then_it_names_it_without_the_value
     assert result.exit_code == 2, result.output
     assert "configuration error: SAFETRAIL_API_TOKENS" in result.output
     assert SECRET_TOKEN not in result.output and "Traceback" not in result.output
+
+
+def test_when_rules_check_runs_without_a_path_then_it_checks_the_configured_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It checked the packaged rules and said "ok" while every other command loaded the team's
+    # own (SAFETRAIL_RULES_PATH), broken ones.
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.yaml").write_text(
+        "kind: redaction\ntypes:\n  x.y:\n    label: X\n    lane: nowhere\n", encoding="utf-8"
+    )
+    monkeypatch.setenv("SAFETRAIL_RULES_PATH", str(rules))
+    result = CliRunner().invoke(app, ["rules", "check"])
+    assert result.exit_code == 1 and "a.yaml: rule 'x.y': lane:" in result.stderr
+    monkeypatch.delenv("SAFETRAIL_RULES_PATH")
+    assert CliRunner().invoke(app, ["rules", "check"]).exit_code == 0  # the packaged rules
+
+
+def test_when_settings_are_printed_then_no_token_shows() -> None:
+    # The tokens are the keys of SAFETRAIL_API_TOKENS; repr() (a debugger, an error report)
+    # printed them while the HMAC keys showed as '**********'.
+    settings = api_settings(Path("/nonexistent"))
+    shown = repr(settings) + str(settings)
+    assert settings.api_tokens and not any(token in shown for token in settings.api_tokens)

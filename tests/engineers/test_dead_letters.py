@@ -112,6 +112,17 @@ def test_when_the_reason_is_only_spaces_then_the_request_is_refused_with_that_re
     assert "a reason (ticket or incident ID) is required" in response.text
 
 
+def test_when_a_redrive_names_no_ids_in_an_empty_list_then_it_is_refused(
+    timeline_store: Store, tmp_path: Path
+) -> None:
+    # `"ids": []` answered 200 and re-drove nothing; the CLI reads "no IDs" as "all pending".
+    body = {"ids": [], "reason": "INC-9 fixed rules", "dry_run": True}
+    with app_client(timeline_store, tmp_path, redactor()) as client:
+        response = post_json(client, "/v1/dead-letters/redrive", body, auth())
+    assert response.status_code == 422, response.text
+    assert "ids" in response.text
+
+
 def test_when_rejected_input_holds_personal_data_then_the_unaudited_cli_list_masks_it(
     timeline_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

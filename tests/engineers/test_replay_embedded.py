@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from projectors.store import Store
 from safetrail.cli import app as cli
-from tests.api.conftest import HMAC_KEY, SERVICE, SUPPORT, recent, signup_events
+from tests.api.conftest import ADMIN, HMAC_KEY, SERVICE, SUPPORT, recent, signup_events
 from tests.engineers.helpers import (
     NEW_LABEL,
     OLD_LABEL,
@@ -122,9 +122,27 @@ def test_when_replay_runs_then_audit_log_records_who_range_filters_rules_and_cou
     with app_client(timeline_store, tmp_path, redactor(seeded)) as client:
         r = post_json(client, "/v1/replays", body, auth())
         denied = post_json(client, "/v1/replays", body, auth(SUPPORT))
+        replay_id = r.json()["replay_id"]
+        # An admin reads what the replay did, on the API and on the admin page (the details
+        # were stored but neither showed them).
+        listed = client.get(
+            "/v1/access-log",
+            params={"record_kind": "replay", "record_id": replay_id},
+            headers=auth(ADMIN, reason="audit of INC-43"),
+        )
+        assert client.post("/support/login", data={"token": ADMIN}).status_code == 200
+        page = client.get(
+            "/support/admin/access-log", params={"record_kind": "replay", "record_id": replay_id}
+        )
     assert r.status_code == 200, r.text
     assert denied.status_code == 403
-    replay_id = r.json()["replay_id"]
+    assert listed.status_code == 200, listed.text
+    shown = [e["details"] for e in listed.json()["data"]]
+    assert [d["status"] for d in shown] == ["started", "finished"]
+    assert shown[1]["read"] == 2 and shown[1]["per_type"]["signup.submitted"]["events"] == 2
+    assert shown[1]["type"] == "signup.*" and shown[1]["rules_after"] == redactor(seeded).version
+    assert page.status_code == 200
+    assert "status: finished; read: 2; accepted: 2" in page.text and "type: signup.*" in page.text
     rows = stored_rows(
         timeline_store,
         "SELECT actor, route, reason, details FROM access_log "
