@@ -141,8 +141,12 @@ class KafkaSink:
         key = trace_id.encode() if isinstance(trace_id, str) else None
         self.send_bytes(orjson.dumps(dict(event)), key)
 
-    def send_bytes(self, value: bytes, key: bytes | None) -> None:
+    def send_bytes(self, value: bytes, key: bytes | None, timestamp_ms: int = 0) -> None:
         """Queue one already-serialised event (the collector forwards request bodies as is).
+
+        ``timestamp_ms`` is the message's time (milliseconds since the epoch; 0: now): the
+        collector passes the moment it judged the event, so the processor, which judges
+        retention at the message's time, gives the same verdict.
 
         An event larger than ``max_event_bytes`` raises ``MessageTooLargeError`` and is neither
         produced nor kept. While earlier events are undelivered this event is not produced
@@ -157,23 +161,29 @@ class KafkaSink:
                 self.undelivered.append((value, key, "not sent: earlier events failed"))
         if held:
             self._raise_undelivered()
-        self._send(value, key)
+        self._send(value, key, timestamp_ms)
 
-    def _send(self, value: bytes, key: bytes | None) -> None:
+    def _send(self, value: bytes, key: bytes | None, timestamp_ms: int = 0) -> None:
         try:
-            self._produce(value, key)
+            self._produce(value, key, timestamp_ms)
         except BufferError:
             # Give in-flight deliveries a moment to free room before refusing the event.
             self._producer.poll(0.1)
             try:
-                self._produce(value, key)
+                self._produce(value, key, timestamp_ms)
             except BufferError as exc:
                 raise BufferFullError(self._full_message()) from exc
         self._producer.poll(0)
 
-    def _produce(self, value: bytes, key: bytes | None) -> None:
+    def _produce(self, value: bytes, key: bytes | None, timestamp_ms: int = 0) -> None:
         try:
-            self._producer.produce(self.topic, value=value, key=key, on_delivery=self._on_delivery)
+            self._producer.produce(
+                self.topic,
+                value=value,
+                key=key,
+                timestamp=timestamp_ms,
+                on_delivery=self._on_delivery,
+            )
         except KafkaException as exc:
             # librdkafka's own check (``message.max.bytes`` set lower through ``config``).
             if exc.args and exc.args[0].code() == _TOO_LARGE:

@@ -210,3 +210,48 @@ def test_when_an_event_is_resent_across_a_year_boundary_then_each_range_shows_it
         "occurred_at"
     ].isoformat().replace("+00:00", "Z")
     assert _get(client, path, params={"lane": "customer", "until": cut}).json()["count"] == 0
+
+
+class _Captured:
+    """A sink that keeps what the Kafka collector sends (value, key, message time)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, bytes | None, int]] = []
+
+    def send_bytes(self, value: bytes, key: bytes | None, timestamp_ms: int = 0) -> None:
+        self.sent.append((value, key, timestamp_ms))
+
+    def flush(self, timeout: float = 30.0) -> None:
+        return None
+
+
+def test_when_the_kafka_collector_answers_then_the_processor_decides_as_it_did_at_the_edge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The answer was judged at the request's time and the processor at the message's, set by
+    # the broker a few ms later: an event at the edge was answered "accepted", then became a
+    # dead letter. The message now carries the moment of the answer.
+    from ingest import kafka_collector
+    from ingest.kafka_collector import KafkaIngestor
+
+    settings = Settings(_env_file=None, demo=True, retention_days=30)
+    redactor = build_redactor(settings)
+    now_ms = 1_795_000_000_123
+    monkeypatch.setattr(kafka_collector.time, "time", lambda: now_ms / 1000)
+    oldest = datetime.fromtimestamp(now_ms / 1000, UTC) - timedelta(days=30)
+    edge = [
+        _login("tr_edge_kafka", n, oldest - timedelta(milliseconds=n), "c_edge") for n in (0, 1)
+    ]
+    sink = _Captured()
+    ingestor = KafkaIngestor(sink, redactor, retention_days=30)  # type: ignore[arg-type]
+    report = ingestor.ingest(
+        [orjson.loads(orjson.dumps(e, default=datetime.isoformat)) for e in edge]
+    )
+    assert [r.status for r in report.results] == ["accepted", "rejected"]
+    source = Source(settings.topic_raw, 0, 7)
+    topics = [
+        route(value, source, redactor, settings, message_time(stamp / 1000)).topic
+        for value, _, stamp in sink.sent
+    ]
+    assert [stamp for _, _, stamp in sink.sent] == [now_ms, now_ms]
+    assert topics == [settings.topic_customer, settings.topic_dlq]
