@@ -9,7 +9,7 @@ dead-letter store.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,11 +69,13 @@ class Retention:
 
     days: int
     received_at: datetime
+    # The oldest ``occurred_at`` a timeline still shows at ``received_at`` (computed once: a
+    # batch judges every event against it).
+    oldest: datetime = field(init=False)
 
-    @property
-    def oldest(self) -> datetime:
-        """The oldest ``occurred_at`` a timeline still shows at ``received_at``."""
-        return self.received_at.astimezone(UTC) - timedelta(days=self.days)
+    def __post_init__(self) -> None:
+        oldest = self.received_at.astimezone(UTC) - timedelta(days=self.days)
+        object.__setattr__(self, "oldest", oldest)
 
     def problem(self, occurred_at: datetime) -> str | None:
         """Why an event of ``occurred_at`` cannot be kept, or None when it can."""
@@ -124,10 +126,10 @@ def process(
         return Rejected(
             reason=f"event must be a JSON object, got {type(obj).__name__}", payload=raw_bytes
         )
-    event_id, trace_id = _best_effort_ids(obj)
     try:
         raw = RawEvent.model_validate(obj).with_event_id()
     except ValidationError as exc:
+        event_id, trace_id = _best_effort_ids(obj)
         return Rejected(
             reason=describe_validation_error(exc, scan_text),
             payload=raw_bytes,
