@@ -42,6 +42,7 @@ PREFIXED = re.compile(
     r"|sk-(?:proj-)?[A-Za-z0-9_\-]{20,}"
     r"|hf_[A-Za-z0-9]{30,}|secret_[A-Za-z0-9]{40,}|ntn_[A-Za-z0-9]{40,}"
     r"|pypi-[A-Za-z0-9_\-]{50,}|dop_v1_[a-f0-9]{64}|lin_api_[A-Za-z0-9]{30,}"
+    r"|[0-9a-f]{32}-us\d{1,2}(?![\w\-])"  # Mailchimp: a hex key and the data center
     r")"
 )
 
@@ -108,6 +109,32 @@ _USERINFO = re.compile(
 def mask_userinfo(text: str) -> str:
     """``user:password@`` before a host, where no scheme announces a URL."""
     return _USERINFO.sub(lambda m: ("//" if m.group(0)[:2] == "//" else "") + SECRET + "@", text)
+
+
+# Credentials on command lines, as a failed command is reported whole ("Command '['curl',
+# '-u', 'maria:hunter2', ...]' returned non-zero exit status 22"): curl's "-u user:password",
+# mysql's "-p<password>", and what an SMTP client sends to log in (AUTH PLAIN's base64
+# "\0user\0password", and the answers to the server's "Username:"/"Password:" prompts).
+_CLI_USER = re.compile(
+    r"(?<![\w\-])((?:-u|--user|--proxy-user|-U)(?:=|[ \t]+|[\"'],[ \t]*[\"'])[\"']?)"
+    r"([^\s\"':]{1,100}:[^\s\"']{1,200})"
+)
+_MYSQL_PASSWORD = re.compile(r"(?<![\w\-])(-p)([^\s\"',]{1,200})")
+_SMTP_AUTH = re.compile(
+    r"((?:AUTH[ \t]+(?:PLAIN|LOGIN|XOAUTH2?|CRAM-MD5)|334[ \t]+(?:VXNlcm5hbWU6|UGFzc3dvcmQ6))"
+    r"(?:[ \t]*(?:\r?\n|\\r\\n|\\n))?[ \t]*(?:C:[ \t]*)?)([A-Za-z0-9+/]{4,}={0,2})(?![\w+/=])"
+)
+
+
+def mask_command_secrets(text: str) -> str:
+    """Passwords on command lines and in SMTP login transcripts (see ``_CLI_USER``)."""
+    if "-u" in text or "-U" in text:
+        text = _CLI_USER.sub(lambda m: m.group(1) + SECRET, text)
+    if "mysql" in text:
+        text = _MYSQL_PASSWORD.sub(lambda m: m.group(1) + SECRET, text)
+    if "AUTH" in text or "334 " in text:
+        text = _SMTP_AUTH.sub(lambda m: m.group(1) + SECRET, text)
+    return text
 
 
 def mask_private_keys(text: str) -> str:

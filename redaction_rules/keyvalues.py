@@ -63,6 +63,8 @@ _KEY_BACKWARDS = re.compile(r"[ \t]*(?:[\"']\\?)?([A-Za-z0-9_\-]{0,40})")
 _QUOTED_VALUE = re.compile(
     r"\s*(?:\\\"((?:[^\\]|\\[^\"]){0,200}?)\\\"|\"((?:[^\"\\]|\\.){0,200})\"|'([^']{0,200})')"
 )
+# A secret given as a tuple or list ("auth=('maria', 'hunter2')", Python's requests).
+_TUPLE_VALUE = re.compile(r"\s*([\(\[][^()\[\]\n]{1,200}[\)\]])")
 _MARKER = r"\[(?:secret|redacted)\]"
 # A bare secret runs to the next delimiter or the next "key:" (a passphrase has spaces).
 _SECRET_BARE = re.compile(
@@ -91,9 +93,19 @@ _PERSONAL_KEY = re.compile(
     r"|^name_?on_?card$|^card_?name$"
     r"|email|phone|mobile|address|street|postcode|postal_?code|zip_?code|birth|^dob$|ssn"
     r"|passport|national_?id|tax_?id|iban|card_?number|^pan$|account_?number"
+    # national numbers by their names ("nino", "cpf", "aadhaar", "driverLicenseNumber")
+    r"|national_?insurance|^nino$|^ni_?number$|^cpf$|^cnpj$|^dni$|^nie$|^nif$|^bsn$|aadhaar"
+    r"|pesel|personnummer|codice_?fiscale|^sin$|^tin$|steuer_?id|social_?security"
+    r"|driver_?s?_?licen[cs]e|licen[cs]e_?number"
+    # where someone is: coordinates to a few metres ("lat", "lng", "geo_location")
+    r"|^(?:geo_?)?(?:lat|lng|lon|long|latitude|longitude)$|^geo_?loc|^coordinates$|^gps"
 )
-# Secret values in markup and command lines: "<password>x</password>", "--password x".
-_SECRET_TAG = re.compile(r"<([A-Za-z_][\w\-]{0,40})>([^<]{1,200})</\1>")
+# Secret and personal values in markup and command lines: "<password>x</password>",
+# "<wsse:Password Type="...">x</wsse:Password>" (a namespace prefix and attributes),
+# "<firstName>Maria</firstName>", "--password x".
+_SECRET_TAG = re.compile(
+    r"<((?:[A-Za-z_][\w\-.]{0,40}:)?([A-Za-z_][\w\-]{0,40}))(\s[^<>]{0,300})?>([^<]{1,200})</\1>"
+)
 _SECRET_FLAG = re.compile(r"(--[A-Za-z][\w\-]{0,40})([ =])(\S{1,200})")
 # A bare personal value runs to the next delimiter, or to the next "key:" ("name=A B email=..").
 _PERSONAL_BARE = re.compile(
@@ -126,9 +138,11 @@ def is_secret_key(key: str) -> bool:
 
 
 def _secret_tag(match: re.Match[str]) -> str:
-    if not is_secret_key(normal_key(match.group(1))):
-        return match.group(0)
-    return f"<{match.group(1)}>{SECRET}</{match.group(1)}>"
+    tag, attributes, value = match.group(1), match.group(3) or "", match.group(4)
+    mask = field_mask(normal_key(match.group(2)))
+    if mask is None or value in _MARKERS or (mask == REDACTED and "**" in value):
+        return match.group(0)  # no secret or personal element, or masked already
+    return f"<{tag}{attributes}>{mask}</{tag}>"
 
 
 def _secret_flag(match: re.Match[str]) -> str:
@@ -137,8 +151,12 @@ def _secret_flag(match: re.Match[str]) -> str:
     return f"{match.group(1)}{match.group(2)}{SECRET}"
 
 
-_FORM_FIELD = re.compile(r"<(?:input|textarea|option|param)\b[^<>]{0,600}>", re.IGNORECASE)
-_FIELD_NAME = re.compile(r"""\b(?:name|id)\s*=\s*["']?([\w\-\[\].]{1,60})""", re.IGNORECASE)
+# Form fields, and the elements configuration files give a key and a value
+# (<add key="ApiKey" value="..."/>, <property name="db.password" value="..."/>).
+_FORM_FIELD = re.compile(r"<[A-Za-z][\w:.\-]{0,40}\s[^<>]{0,600}>")
+_FIELD_NAME = re.compile(
+    r"""(?<![\w\-])(?:name|id|key)\s*=\s*["']?([\w\-\[\].]{1,60})""", re.IGNORECASE
+)
 _FIELD_VALUE = re.compile(r"""(\bvalue\s*=\s*)("[^"]*"|'[^']*'|[^\s>]+)""", re.IGNORECASE)
 
 
@@ -146,14 +164,22 @@ _FIELD_VALUE = re.compile(r"""(\bvalue\s*=\s*)("[^"]*"|'[^']*'|[^\s>]+)""", re.I
 _HOLDER_KEY = re.compile(rf"(?:{_PERSON_WORDS}|(?:account_?|card_?)?holder)(?:_?name)?")
 
 
+def field_mask(key: str) -> str | None:
+    """``SECRET``, ``REDACTED`` or None for a field named ``key`` (``normal_key`` form): a
+    secret key, a personal key or one naming a person (``cardholder``), or neither."""
+    if is_secret_key(key):
+        return SECRET
+    if is_personal_key(key) or _HOLDER_KEY.fullmatch(key) is not None:
+        return REDACTED
+    return None
+
+
 def _form_field(match: re.Match[str]) -> str:
     tag = match.group(0)
     named = _FIELD_NAME.search(tag)
     if named is None:
         return tag
-    key = normal_key(named.group(1).replace("[", "_").replace("]", ""))
-    personal = is_personal_key(key) or _HOLDER_KEY.fullmatch(key) is not None
-    mask = SECRET if is_secret_key(key) else REDACTED if personal else None
+    mask = field_mask(normal_key(named.group(1).replace("[", "_").replace("]", "")))
     if mask is None:
         return tag
     return _FIELD_VALUE.sub(lambda v: f'{v.group(1)}"{mask}"', tag)
@@ -205,12 +231,16 @@ def mask_key_values(text: str) -> str:
         secret = is_secret_key(key)
         if not secret and not is_personal_key(key):
             continue
+        if key == "name" and "form-data" in text[max(0, start - 20) : start]:
+            continue  # a multipart part's field name (its value: mask_multipart)
         after = start + 1
         if text.startswith(">", after) and text[start] == "=":
             after += 1  # "password => 'x'"
         value_match = _QUOTED_VALUE.match(text, after)
         if value_match is None and key in _WHOLE_LINE_KEYS:
             value_match = _WHOLE_LINE.match(text, after)
+        if value_match is None and secret and text.startswith(("(", "[", " (", " ["), after):
+            value_match = _TUPLE_VALUE.match(text, after)
         if value_match is None:
             value_match = (_SECRET_BARE if secret else _PERSONAL_BARE).match(text, after)
         if value_match is None:
@@ -341,10 +371,156 @@ def mask_holder_prose(text: str) -> str:
     return _HOLDER_PROSE.sub(_holder_prose, text)
 
 
+# Rows and parameters a database error prints whole, with no column beside each value:
+# PostgreSQL's "Failing row contains (42, Maria Santos, null, 1985-03-14, ...)." (not-null and
+# check violations) and SQLAlchemy's "[parameters: ('Maria Santos', 'maria@x.com', ...)]".
+_FAILING_ROW = re.compile(r"(Failing row contains \()[^\n]*\)")
+_SQL_PARAMETERS = re.compile(r"(\[parameters: )[^\n]*\]")
+# "INSERT INTO users (name, email, password) VALUES ('Maria Santos', ..., 'hunter2')": the
+# columns name the values, as in a key error.
+_INSERT = re.compile(
+    r"(INSERT[ \t]+INTO[ \t]+[\w.\"`\[\]]{1,128}[ \t]*\(([^()]{1,500})\)[ \t]*VALUES[ \t]*)"
+    r"((?:\((?:'(?:[^'\\]|''|\\.)*'|[^'()]|\([^()]*\)){0,2000}\)[ \t]*,?[ \t]*)+)",
+    re.IGNORECASE,
+)
+_SQL_PLACEHOLDER = re.compile(r"%s|%\(\w+\)s|\?|:\w+|\$\d+|NULL|DEFAULT", re.IGNORECASE)
+_SQL_ROW = re.compile(r"\(((?:'(?:[^'\\]|''|\\.)*'|[^'()]|\([^()]*\))*)\)")
+
+
+def _sql_values(row: str) -> list[str]:
+    """The values of one ``VALUES (...)`` row, split at commas outside quotes and brackets."""
+    values: list[str] = []
+    depth, quoted, start = 0, False, 0
+    for index, char in enumerate(row):
+        if char == "'":
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            values.append(row[start:index])
+            start = index + 1
+    values.append(row[start:])
+    return values
+
+
+def _insert(match: re.Match[str]) -> str:
+    kinds = [_column_kind(column) for column in match.group(2).split(",")]
+    if not any(kinds):
+        return match.group(0)
+
+    def row(values_match: re.Match[str]) -> str:
+        values = _sql_values(values_match.group(1))
+        if len(values) != len(kinds):  # fail closed: no value can be told apart
+            return f"('{SECRET if SECRET in kinds else REDACTED}')"
+        shown = []
+        for value, kind in zip(values, kinds, strict=True):
+            plain = value.strip()
+            if kind is None or "**" in plain or _SQL_PLACEHOLDER.fullmatch(plain):
+                shown.append(value)
+            else:
+                lead = value[: len(value) - len(value.lstrip())]
+                shown.append(f"{lead}'{kind}'" if plain.startswith("'") else f"{lead}{kind}")
+        return "(" + ",".join(shown) + ")"
+
+    return match.group(1) + _SQL_ROW.sub(row, match.group(3))
+
+
 def mask_db_details(text: str) -> str:
-    """Values of personal or secret columns in PostgreSQL and MySQL key errors."""
+    """Values of personal or secret columns in PostgreSQL and MySQL key errors, in INSERT
+    statements, and whole rows and parameter lists that name no column."""
     if ")=(" in text:
         text = _PG_KEY.sub(_pg_key, text)
     if "Duplicate entry '" in text:
         text = _MYSQL_DUPLICATE.sub(_mysql_duplicate, text)
+    if "Failing row contains (" in text:
+        text = _FAILING_ROW.sub(lambda m: m.group(1) + REDACTED + ")", text)
+    if "[parameters: " in text:
+        text = _SQL_PARAMETERS.sub(lambda m: m.group(1) + REDACTED + "]", text)
+    if "VALUES" in text or "values" in text or "Values" in text:
+        text = _INSERT.sub(_insert, text)
+    return text
+
+
+# A multipart/form-data part, as request dumps print it: the field's name in the part's
+# header, its value after the blank line (real line breaks, or "\r\n" written out).
+_MULTIPART = re.compile(
+    r"(form-data;[ \t]*name=([\"']?)([^\"'\r\n;\\]{1,100})\2[^\r\n\\]{0,300}?"
+    r"(?:\r?\n|\\r\\n|\\n){2})((?:(?!\\r|\\n)[^\r\n]){1,1000})",
+    re.IGNORECASE,
+)
+
+
+def _multipart(match: re.Match[str]) -> str:
+    mask = field_mask(normal_key(match.group(3).replace("[", "_").replace("]", "")))
+    value = match.group(4)
+    if mask is None or value.strip() in _MARKERS or (mask == REDACTED and "**" in value):
+        return match.group(0)
+    return match.group(1) + mask
+
+
+def mask_multipart(text: str) -> str:
+    """Values of secret or personal fields in multipart/form-data bodies (see ``_MULTIPART``)."""
+    return _MULTIPART.sub(_multipart, text)
+
+
+# Fields sent as name/value pairs, as form builders and CRMs write them
+# ([{"name": "firstname", "value": "Maria"}], {"key": "api_key", "value": "..."}): the value
+# is named by the pair's other member.
+_PAIR_NAME = (
+    r"[\"'](?:name|key|field|property|attribute|param|label)[\"'][ \t]*:[ \t]*"
+    r"[\"']([\w.\-\[\] ]{1,60})[\"']"
+)
+_PAIR_VALUE = r"""("(?:[^"\\\n]|\\.){0,500}"|'[^'\n]{0,500}'|[^,}\]\s]{1,100})"""
+_NAMED_VALUE = re.compile(
+    rf"({_PAIR_NAME}[ \t]*,[ \t]*[\"']value[\"'][ \t]*:[ \t]*){_PAIR_VALUE}", re.IGNORECASE
+)
+_VALUE_NAMED = re.compile(
+    rf"([\"']value[\"'][ \t]*:[ \t]*){_PAIR_VALUE}(?=[ \t]*,[ \t]*{_PAIR_NAME})", re.IGNORECASE
+)
+# Header lists as Python prints them ([(b'x-api-key', b'...'), ('authorization', 'Token ...')]).
+_TUPLE_PAIR = re.compile(
+    r"(\([ \t]*b?([\"'])([\w\-.]{1,60})\2[ \t]*,[ \t]*b?([\"']))([^\"'\n]{1,500})(\4[ \t]*\))"
+)
+
+
+def _pair_value(name: str, value: str) -> str | None:
+    """The masked form of ``value`` when ``name`` is a secret or personal field, else None."""
+    mask = field_mask(normal_key(name.strip().replace("[", "_").replace("]", "")))
+    inner = value.strip("\"'")
+    if mask is None or inner in _MARKERS or (mask == REDACTED and "**" in inner):
+        return None
+    return f'"{mask}"' if value[:1] == '"' else f"'{mask}'" if value[:1] == "'" else mask
+
+
+def _named_value(match: re.Match[str]) -> str:
+    shown = _pair_value(match.group(2), match.group(3))
+    return match.group(0) if shown is None else match.group(1) + shown
+
+
+def _value_named(match: re.Match[str]) -> str:
+    shown = _pair_value(match.group(3), match.group(2))
+    return match.group(0) if shown is None else match.group(1) + shown
+
+
+def _tuple_pair(match: re.Match[str]) -> str:
+    key = normal_key(match.group(3))
+    mask = SECRET if key in _WHOLE_LINE_KEYS else field_mask(key)
+    value = match.group(5)
+    if mask is None or value in _MARKERS or (mask == REDACTED and "**" in value):
+        return match.group(0)
+    return match.group(1) + mask + match.group(6)
+
+
+def mask_pairs(text: str, named: bool, tuples: bool) -> str:
+    """Values named by the other member of a pair: ``{"name": "firstname", "value": ...}``
+    (``named``) and ``('x-api-key', '...')`` (``tuples``)."""
+    if named:
+        text = _NAMED_VALUE.sub(_named_value, text)
+        text = _VALUE_NAMED.sub(_value_named, text)
+    if tuples:
+        text = _TUPLE_PAIR.sub(_tuple_pair, text)
     return text

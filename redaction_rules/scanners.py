@@ -17,7 +17,7 @@ import re
 from functools import lru_cache
 from urllib.parse import unquote
 
-from redaction_rules import credentials, keyvalues
+from redaction_rules import credentials, keyvalues, prose
 from redaction_rules.masks import (
     REDACTED,
     fold,
@@ -273,9 +273,15 @@ class TextScanner:
             text = credentials.mask_urls(text, lambda v: self._rescan(v, found, depth + 1))
         if "earer" in text or "asic" in text or "EARER" in text or "ASIC" in text:
             text = credentials.mask_auth_headers(text)
+        # Pre-checks below look for words in any case: the text lower-cased once.
+        low = text.lower()
+        if "-u" in low or "mysql" in low or "AUTH" in text or "334 " in text:
+            text = credentials.mask_command_secrets(text)
         # "@" written as %2540 (or encoded further), &#64;, &#x40;, &commat; or \u0040.
         if "%25" in text or "&" in text or "\\u" in text:
             text = _ENCODED_AT.sub("@", text)
+        if "at]" in low or "at)" in low or " dot " in low:
+            text = prose.unobfuscate_emails(text)  # "maria [at] gmail [dot] com"
         if "@" in text or "%40" in text:
             if ":" in text:
                 text = credentials.mask_userinfo(text)
@@ -283,16 +289,30 @@ class TextScanner:
         run = NUMBER_RUN.search(text)
         if run is not None:
             text = mask_numbers(text, found, run)
+            if "," in text:  # latitude and longitude: digit runs with a comma between
+                text = prose.mask_coordinates(text)
         if ":" in text:
             text = mask_ipv6s(text)  # and MAC addresses written with colons
         if text.count("-") >= 3:
             if text.count("-") >= 5:
                 text = _MAC.sub(_mac, text)
             text = _IPV4_HOST.sub(_ipv4_host, text)
-        if ")=(" in text or "Duplicate entry '" in text:
+        if (
+            ")=(" in text
+            or "Duplicate entry '" in text
+            or "Failing row contains (" in text
+            or "[parameters: " in text
+            or "values" in low
+        ):
             text = keyvalues.mask_db_details(text)
-        if "value=" in text or "VALUE=" in text or "value =" in text:
+        if "value=" in low or "value =" in low:
             text = keyvalues.mask_form_fields(text)  # before "name=" reads as a person's name
+        if "form-data" in low:
+            text = keyvalues.mask_multipart(text)  # before "name=" too
+        named = "value" in low and ("'value'" in low or '"value"' in low)
+        tuples = "('" in text or "(b'" in text or '("' in text or '(b"' in text
+        if named or tuples:
+            text = keyvalues.mask_pairs(text, named, tuples)  # before "name": reads as a name
         if ":" in text or "=" in text:
             text = keyvalues.mask_key_values(text)
             text = keyvalues.mask_holder_values(text)
@@ -305,13 +325,72 @@ class TextScanner:
             or "CCOUNT " in text
         ):
             text = keyvalues.mask_holder_prose(text)
-        if "ode" in text or "ODE" in text or "tp " in text or "TP " in text:
+        if "ode" in low or "tp " in low:
             text = keyvalues.mask_code_prose(text)
+        if " " in text:  # prose: what follows is named by the words around it
+            text = _scan_prose(text, low)
         if "</" in text or "--" in text:
             text = keyvalues.mask_markup_secrets(text)
         if len(text) >= 15:
             text = credentials.mask_tokens(text)
         return text
+
+
+def _scan_prose(text: str, low: str) -> str:
+    """Codes, passwords, names and personal numbers named by the words around them (see
+    ``prose``); ``low`` is ``text`` lower-cased, for the pre-checks."""
+    # One-time codes in message templates: "your OTP is 482913", "482913 is your code".
+    named = (
+        "ode" in low
+        or "otp" in low
+        or "pin" in low
+        or "2fa" in low
+        or "mfa" in low
+        or "one-t" in low
+        or "one t" in low
+    )
+    first = "is your" in low
+    to_enter = "enter " in low or "use " in low or "type " in low
+    if named or first or to_enter:
+        text = prose.mask_code_sms(text, named, first, to_enter)
+    if (
+        "assw" in low
+        or "pwd" in low
+        or "secret" in low
+        or "token" in low
+        or "key" in low
+        or "identified by" in low
+    ) and ("'" in text or '"' in text or " is " in low or " was " in low):
+        text = prose.mask_secret_prose(text)  # "password 'hunter2' is incorrect"
+    if "Hi " in text or "Hello" in text or "Hey " in text or "Dear " in text or "Good " in text:
+        text = prose.mask_greeted_names(text)  # "Hi Maria Santos,"
+    if (
+        "customer " in low
+        or "recipient " in low
+        or "holder " in low
+        or "sender " in low
+        or "payer " in low
+        or "buyer " in low
+        or "contact " in low
+        or "patient " in low
+    ):
+        text = prose.mask_person_prose(text)  # "customer Maria Santos reported ..."
+    if (
+        "birth" in low
+        or "born" in low
+        or "dob" in low
+        or "ssn" in low
+        or "security" in low
+        or "passport" in low
+        or "national" in low
+        or "nino" in low
+        or "tax id" in low
+        or "cpf" in low
+        or "dni" in low
+        or "licen" in low
+    ):
+        text = prose.mask_personal_prose(text)  # "date of birth 14/03/1985"
+    return text
 
 
 _DEFAULT = TextScanner()

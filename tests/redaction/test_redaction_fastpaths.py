@@ -61,10 +61,14 @@ def _mask_key_values_reference(text: str) -> str:
         secret = kv.is_secret_key(key)
         if not secret and not kv.is_personal_key(key):
             continue
+        if key == "name" and "form-data" in text[max(0, start - 20) : start]:
+            continue
         after = sep.end() + (1 if sep.group(0) == "=" and text.startswith(">", sep.end()) else 0)
         value_match = kv._QUOTED_VALUE.match(text, after)
         if value_match is None and key in kv._WHOLE_LINE_KEYS:
             value_match = kv._WHOLE_LINE.match(text, after)
+        if value_match is None and secret and text.startswith(("(", "[", " (", " ["), after):
+            value_match = kv._TUPLE_VALUE.match(text, after)
         if value_match is None:
             bare = kv._SECRET_BARE if secret else kv._PERSONAL_BARE
             value_match = bare.match(text, after)
