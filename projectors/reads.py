@@ -331,21 +331,16 @@ class StoreReads:
         """Every event ever accepted naming a job (ids only, regardless of retention)."""
         return self._index("job_id = {job_id:String}", {"job_id": job_id})
 
-    def _customer_where(self, customer_id: str, q: TimelineQuery, now: datetime | None) -> Any:
-        since = self._cutoff(now)
-        if q.since is not None:
-            since = max(since, utc(q.since))
+    def _customer_where(
+        self, customer_id: str, now: datetime | None, lane: Lane | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """The customer's rows within retention (in ``lane``, if given), for the reads that
+        aggregate them; pages pick each event's newest version first (``_customer_versions``)."""
         where = f"customer_id = {{customer_id:String}} AND occurred_at >= {{since:{_TS}}}"
-        params: dict[str, Any] = {"customer_id": customer_id, "since": since}
-        if q.until is not None:
-            where += f" AND occurred_at < {{until:{_TS}}}"
-            params["until"] = utc(q.until)
-        if q.lane is not None:
+        params: dict[str, Any] = {"customer_id": customer_id, "since": self._cutoff(now)}
+        if lane is not None:
             where += " AND lane = {lane:String}"
-            params["lane"] = q.lane.value
-        if q.stored_by is not None:
-            where += f" AND ingested_at <= {{stored_by:{_TS}}}"
-            params["stored_by"] = utc(q.stored_by)
+            params["lane"] = lane.value
         return where, params
 
     def _customer_versions(
@@ -354,8 +349,7 @@ class StoreReads:
         """The customer's rows within retention (and stored by ``q.stored_by``), the filter
         of ``q`` their newest versions must match (``_deduped``'s ``filtered``), and the
         parameters of both."""
-        where = f"customer_id = {{customer_id:String}} AND occurred_at >= {{since:{_TS}}}"
-        params: dict[str, Any] = {"customer_id": customer_id, "since": self._cutoff(now)}
+        where, params = self._customer_where(customer_id, now)
         if q.stored_by is not None:
             where += f" AND ingested_at <= {{stored_by:{_TS}}}"
             params["stored_by"] = utc(q.stored_by)
@@ -373,11 +367,8 @@ class StoreReads:
 
     def customer_exists(self, customer_id: str, *, now: datetime | None = None) -> bool:
         """True when the customer has any event within retention."""
-        sql = (
-            "SELECT 1 FROM timeline_events WHERE customer_id = {customer_id:String} "  # noqa: S608
-            f"AND occurred_at >= {{since:{_TS}}} LIMIT 1"
-        )
-        return bool(self._rows(sql, {"customer_id": customer_id, "since": self._cutoff(now)}))
+        where, params = self._customer_where(customer_id, now)
+        return bool(self._rows(f"SELECT 1 FROM timeline_events WHERE {where} LIMIT 1", params))  # noqa: S608
 
     def customer_overview(
         self, customer_id: str, *, now: datetime | None = None
@@ -391,7 +382,7 @@ class StoreReads:
 
     def customer_contact(self, customer_id: str, *, now: datetime | None = None) -> CustomerContact:
         """The masked email and phone kept by the customer's latest actions within retention."""
-        where, params = self._customer_where(customer_id, TimelineQuery(lane=Lane.CUSTOMER), now)
+        where, params = self._customer_where(customer_id, now, Lane.CUSTOMER)
         sql = (
             f"SELECT fields FROM timeline_events WHERE {where} AND notEmpty(fields) "  # noqa: S608
             "ORDER BY occurred_at DESC LIMIT 20"
@@ -402,7 +393,7 @@ class StoreReads:
         self, customer_id: str, *, now: datetime | None = None, limit: int = 10
     ) -> list[CustomerTrace]:
         """The customer's latest traces within retention, one line each, latest first."""
-        where, params = self._customer_where(customer_id, TimelineQuery(), now)
+        where, params = self._customer_where(customer_id, now)
         params["limit"] = limit
         sql = (
             "SELECT trace_id, min(occurred_at), max(occurred_at) AS last_at, "  # noqa: S608
@@ -436,7 +427,7 @@ class StoreReads:
     ) -> list[CustomerProblem]:
         """The errors the customer's traces met within retention, the most widespread first:
         has this customer hit the same problem before?"""
-        where, params = self._customer_where(customer_id, TimelineQuery(), now)
+        where, params = self._customer_where(customer_id, now)
         params["limit"] = limit
         sql = (
             "SELECT error_code, argMax(reason, occurred_at), uniqExact(trace_id) AS traces, "  # noqa: S608

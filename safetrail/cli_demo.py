@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,12 +64,12 @@ def store_aged(traffic: DemoTraffic, settings: Settings) -> int:
     demo's trace "older than retention" is written straight into the store before the server
     opens it: what a timeline looks like once its events have aged.
     """
-    from ingest.process import Accepted, process  # deferred: keeps `safetrail --help` fast
+    from ingest.process import Accepted, Retention, process  # deferred: keeps --help fast
     from projectors.retention import RetentionPolicy
     from projectors.store import Store
     from safetrail.redactor import build_redactor
 
-    oldest = datetime.now(UTC) - timedelta(days=settings.retention_days)
+    oldest = Retention(settings.retention_days, datetime.now(UTC)).oldest
     aged = [e for e in traffic.events if e["occurred_at"] < oldest]
     if not aged:
         return 0
