@@ -34,6 +34,7 @@ class Pipeline:
     logs: Path
     prefix: str = field(default_factory=lambda: unique("st"))
     partitions: int = 3
+    replication: int = 1
     children: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -49,6 +50,7 @@ class Pipeline:
             SAFETRAIL_TOPIC_SYSTEM=f"{self.prefix}.system",
             SAFETRAIL_TOPIC_DLQ=f"{self.prefix}.dlq",
             SAFETRAIL_TOPIC_PARTITIONS=str(self.partitions),
+            SAFETRAIL_TOPIC_REPLICATION=str(self.replication),
             SAFETRAIL_CONSUMER_GROUP=f"{self.prefix}-projector",
             SAFETRAIL_PROJECTOR_BATCH_SIZE="2000",
             SAFETRAIL_PROJECTOR_BATCH_SECONDS="0.3",
