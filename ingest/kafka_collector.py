@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -16,7 +15,7 @@ import orjson
 from ingest.batch import EventResult, parse_body
 from ingest.collector import IngestReport, IngestUnavailable, results_for
 from ingest.kafka_sink import KafkaSink, MessageTooLargeError
-from ingest.process import Accepted, Retention, process
+from ingest.process import Accepted, Retention, message_time, process
 from ingest.sdk import DeliveryError
 from redaction_rules.engine import Redactor
 
@@ -62,8 +61,8 @@ class KafkaIngestor:
         # judges retention at the message's time and so decides as this answer did.
         stamp = int(time.time() * 1000)
         days = self.retention_days
-        received_at = datetime.fromtimestamp(stamp / 1000, UTC)
-        retention = None if days is None else Retention(days, received_at)
+        received_at = message_time(stamp / 1000)
+        retention = None if days is None or received_at is None else Retention(days, received_at)
         routed = [process(p, self.redactor, retention) for p in payloads]
         results = list(results_for(routed).results)
         try:

@@ -88,6 +88,22 @@ class Retention:
         )
 
 
+def message_time(seconds: float | None) -> datetime | None:
+    """When a raw message reached the topic, from its timestamp in seconds (faust's
+    ``Message.timestamp``; the Kafka collector stamps each message with the millisecond it
+    judged it at, ``ms / 1000``); None when it has none.
+
+    Judging retention at this moment rather than at processing time gives one verdict per
+    message: a worker that lags, or re-reads the uncommitted tail after a restart, routes
+    the message as the first attempt (and the collector's answer) did, so it can never be
+    stored by one attempt and dead-lettered by the next. One function on both sides, so
+    the two moments are the same ``datetime`` to the microsecond.
+    """
+    if seconds is None or seconds <= 0:
+        return None
+    return datetime.fromtimestamp(seconds, UTC)
+
+
 def _best_effort_ids(obj: object) -> tuple[str | None, str | None]:
     if not isinstance(obj, Mapping):
         return None, None

@@ -52,7 +52,7 @@ from prometheus_client import Counter as Metric
 
 from ingest.kafka_sink import max_message_bytes
 from ingest.liveness import KafkaOffsets, Watchdog, exit_for_restart
-from ingest.process import Accepted, Rejected, Retention, process
+from ingest.process import Accepted, Rejected, Retention, message_time, process
 from ingest.schema import Lane
 from redaction_rules.engine import Redactor
 from safetrail.settings import Settings
@@ -154,20 +154,6 @@ def route(
         trace_id=routed.trace_id,
     )
     return dead_letter(bare, source, settings.topic_dlq)
-
-
-def message_time(timestamp: float | None) -> datetime | None:
-    """When a raw message reached the topic, from its timestamp in seconds (faust's
-    ``Message.timestamp``); None when it has none.
-
-    Judging retention at this moment rather than at processing time gives one verdict per
-    message: a worker that lags, or re-reads the uncommitted tail after a restart, routes
-    the message as the first attempt (and the collector's answer) did, so it can never be
-    stored by one attempt and dead-lettered by the next.
-    """
-    if timestamp is None or timestamp <= 0:
-        return None
-    return datetime.fromtimestamp(timestamp, UTC)
 
 
 def dead_letter(rejected: Rejected, source: Source, topic: str) -> Output:

@@ -17,8 +17,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.process import Retention
-from ingest.processor_app import H_REASON, Source, message_time, route
+from ingest.process import Retention, message_time
+from ingest.processor_app import H_REASON, Source, route
 from ingest.schema import RawEvent
 from projectors.replay import ReplayRequest, run_replay
 from projectors.replay_sources import DeadLetterSource, StoreRawSource, StoreSink
