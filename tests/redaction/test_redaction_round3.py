@@ -5,52 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from ingest.process import Accepted, process
 from redaction_rules.engine import Redactor, load_rules
+from tests.redaction.rounds import KEY, Flow, default_redactor
 
-KEY = b"k" * 32
+FLOW = Flow(
+    source="web", failure="webhook.failed", subject={"customer_id": "48291", "job_id": "job_9c1f"}
+)
+event, reason, body = FLOW.event, FLOW.reason, FLOW.body
 
 
 @pytest.fixture(scope="module")
 def redactor() -> Redactor:
-    return Redactor(load_rules(), KEY)
-
-
-def event(event_type: str, data: dict[str, Any], **envelope: Any) -> bytes:
-    return orjson.dumps(
-        {
-            "event_id": "ev_7emwvjugyjf5d3kzan2a",
-            "trace_id": "tr_9c1f2a7b",
-            "type": event_type,
-            "occurred_at": "2026-11-26T10:12:15Z",
-            "source": "web",
-            "subject": {"customer_id": "48291", "job_id": "job_9c1f"},
-            "data": data,
-            **envelope,
-        }
-    )
+    return default_redactor()
 
 
 def shown(redactor: Redactor, event_type: str, data: dict[str, Any], **envelope: Any) -> str:
-    result = process(event(event_type, data, **envelope), redactor)
-    assert isinstance(result, Accepted), result
-    return result.timeline.model_dump_json()
-
-
-def body(redactor: Redactor, text: str) -> str:
-    result = process(event("webhook.failed", {"response_body": text}), redactor)
-    assert isinstance(result, Accepted), result
-    return result.timeline.fields["response_body"]
-
-
-def reason(redactor: Redactor, message: str) -> str:
-    error = {"code": "E_UNKNOWN", "message": message}
-    result = process(event("webhook.failed", {}, error=error), redactor)
-    assert isinstance(result, Accepted), result
-    return result.timeline.reason or ""
+    return FLOW.redact(redactor, event_type, data, **envelope).model_dump_json()
 
 
 @pytest.mark.parametrize(

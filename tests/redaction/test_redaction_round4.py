@@ -8,44 +8,17 @@ from typing import Any
 
 import pytest
 
-from ingest.schema import RawEvent, TimelineEvent
-from redaction_rules.engine import Redactor, load_rules
+from redaction_rules.engine import Redactor
 from redaction_rules.scanners import scan_text
+from tests.redaction.rounds import Flow, default_redactor
 
-KEY = b"k" * 32
+FLOW = Flow(source="auth", failure="login.failed")
+redact, reason, body = FLOW.redact, FLOW.reason, FLOW.body
 
 
 @pytest.fixture(scope="module")
 def redactor() -> Redactor:
-    return Redactor(load_rules(), KEY)
-
-
-def redact(
-    redactor: Redactor, event_type: str, data: dict[str, Any], **envelope: Any
-) -> TimelineEvent:
-    return redactor.redact(
-        RawEvent.model_validate(
-            {
-                "event_id": "ev_7emwvjugyjf5d3kzan2a",
-                "trace_id": "tr_9c1f2a7b",
-                "type": event_type,
-                "occurred_at": "2026-11-26T10:12:15Z",
-                "source": "auth",
-                "data": data,
-                **envelope,
-            }
-        )
-    )
-
-
-def reason(redactor: Redactor, message: str) -> str:
-    """What support reads for a login failure whose code has no reason of its own."""
-    error = {"code": "E_UNKNOWN", "message": message}
-    return redact(redactor, "login.failed", {}, error=error).reason or ""
-
-
-def body(redactor: Redactor, text: str) -> str:
-    return redact(redactor, "webhook.failed", {"response_body": text}).fields["response_body"]
+    return default_redactor()
 
 
 @pytest.mark.parametrize(

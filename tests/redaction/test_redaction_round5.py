@@ -4,50 +4,24 @@ beside each value (message templates, request dumps, SQL, XML, command lines, CR
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
-from ingest.schema import RawEvent, TimelineEvent
-from redaction_rules.engine import Redactor, load_rules
+from redaction_rules.engine import Redactor
 from redaction_rules.scanners import scan_text
+from tests.redaction.rounds import Flow, default_redactor
 
-KEY = b"k" * 32
+FLOW = Flow(
+    source="notifications",
+    failure="webhook.failed",
+    subject={"customer_id": "48291", "order_id": "ord_ud2whkf4"},
+)
+redact, reason, body = FLOW.redact, FLOW.reason, FLOW.body
 
 
 @pytest.fixture(scope="module")
 def redactor() -> Redactor:
-    return Redactor(load_rules(), KEY)
-
-
-def redact(
-    redactor: Redactor, event_type: str, data: dict[str, Any], **envelope: Any
-) -> TimelineEvent:
-    return redactor.redact(
-        RawEvent.model_validate(
-            {
-                "event_id": "ev_7emwvjugyjf5d3kzan2a",
-                "trace_id": "tr_9c1f2a7b",
-                "type": event_type,
-                "occurred_at": "2026-11-26T10:12:15Z",
-                "source": "notifications",
-                "subject": {"customer_id": "48291", "order_id": "ord_ud2whkf4"},
-                "data": data,
-                **envelope,
-            }
-        )
-    )
-
-
-def reason(redactor: Redactor, message: str) -> str:
-    """What support reads for a failed job whose code has no reason of its own."""
-    error = {"code": "E_UNKNOWN", "message": message}
-    return redact(redactor, "webhook.failed", {}, error=error).reason or ""
-
-
-def body(redactor: Redactor, text: str) -> str:
-    """A webhook's response body as support sees it (kept with truncate, 200 characters)."""
-    return redact(redactor, "webhook.failed", {"response_body": text}).fields["response_body"]
+    return default_redactor()
 
 
 @pytest.mark.parametrize(
