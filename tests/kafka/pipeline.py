@@ -12,15 +12,21 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from fastapi.testclient import TestClient
 
 from ingest.kafka_sink import KafkaSink
+from ingest.processor_app import H_REASON
 from ingest.sdk import Emitter, trace
+from projectors.retention import RetentionPolicy
+from projectors.store import Store
+from query_api.app import create_app
 from safetrail.settings import Settings
 from tests.kafka.helpers import unique
 
@@ -232,3 +238,52 @@ def emit(sink: KafkaSink, start: int, count: int) -> list[str]:
                 )
         ids.append(event_id)
     return ids
+
+
+def api_event_ids(store: Store, pipeline: Pipeline) -> Counter[str]:
+    """Every event id the API shows on the customers' timelines (all pages), with counts."""
+    seen: Counter[str] = Counter()
+    app = create_app(pipeline.settings, store)
+    with TestClient(app) as client:
+        headers = {"Authorization": "Bearer demo-support-token"}
+        for n in range(CUSTOMERS):
+            cursor: str | None = None
+            while True:
+                params: dict[str, str | int] = {"limit": 500}
+                if cursor:
+                    params["cursor"] = cursor
+                resp = client.get(
+                    f"/v1/customers/{48000 + n}/timeline", params=params, headers=headers
+                )
+                assert resp.status_code == 200, resp.text
+                page = resp.json()
+                seen.update(item["event_id"] for item in page["data"])
+                cursor = page.get("next")
+                if not cursor:
+                    break
+    return seen
+
+
+def check_outcome(pipeline: Pipeline, expected: list[str], dlq_messages: list[Message]) -> None:
+    """After a run: exactly the ``expected`` events are stored and readable through the API,
+    each once; every payload of ``BAD_PAYLOADS`` was dead-lettered on the topic with its reason
+    (a redelivery may have put one there twice) and is stored once, with its reason and
+    where it came from."""
+    assert {m.value() for m in dlq_messages} == set(BAD_PAYLOADS)
+    assert all(dict(m.headers() or [])[H_REASON] for m in dlq_messages)
+    settings = pipeline.settings
+    store = Store.open(pipeline.store_url, RetentionPolicy.from_settings(settings))
+    try:
+        assert store.counts().timeline_events == len(expected)
+        letters = store.dead_letters(limit=100)
+        assert sorted(d.payload for d in letters) == sorted(BAD_PAYLOADS)
+        reasons = {d.payload: d.reason for d in letters}
+        assert reasons[b"not json at all"].startswith("not valid JSON")
+        assert "occurred_at" in reasons[BAD_PAYLOADS[1]]
+        assert all(d.reason for d in letters)
+        assert all(d.origin == "kafka" and d.topic == settings.topic_raw for d in letters)
+        seen = api_event_ids(store, pipeline)
+    finally:
+        store.close()
+    assert set(seen) == set(expected), "events missing from (or unknown to) the API"
+    assert max(seen.values()) == 1, "an event shows twice through the API"

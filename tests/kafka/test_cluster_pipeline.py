@@ -19,12 +19,9 @@ from confluent_kafka.admin import AdminClient
 
 from bench.common import free_port
 from ingest.kafka_sink import KafkaSink
-from ingest.processor_app import H_REASON, ensure_topics
-from projectors.retention import RetentionPolicy
-from projectors.store import Store
+from ingest.processor_app import ensure_topics
 from tests.kafka.helpers import read_all
-from tests.kafka.pipeline import BAD_PAYLOADS, Pipeline, emit, wait_until
-from tests.kafka.test_pipeline import _api_event_ids
+from tests.kafka.pipeline import BAD_PAYLOADS, Pipeline, check_outcome, emit, wait_until
 from tests.kafka_fixtures import LocalKafka, cluster_bootstrap
 from tests.store_fixtures import store_url
 
@@ -107,17 +104,4 @@ def test_when_a_broker_dies_under_the_running_pipeline_then_every_event_is_reada
             cluster.run("node-start", str(victim))
 
     assert len(set(expected)) == TOTAL
-    assert {m.value() for m in dlq_messages} == set(BAD_PAYLOADS)
-    assert all(dict(m.headers() or [])[H_REASON] for m in dlq_messages)
-
-    store = Store.open(pipeline.store_url, RetentionPolicy.from_settings(settings))
-    try:
-        assert store.counts().timeline_events == TOTAL
-        letters = store.dead_letters(limit=100)
-        assert sorted(d.payload for d in letters) == sorted(BAD_PAYLOADS)
-        assert all(d.reason for d in letters)
-        seen = _api_event_ids(store, pipeline)
-    finally:
-        store.close()
-    assert set(seen) == set(expected), "events missing from (or unknown to) the API"
-    assert max(seen.values()) == 1, "an event shows twice through the API"
+    check_outcome(pipeline, expected, dlq_messages)

@@ -27,8 +27,7 @@ from ingest.kafka_sink import KafkaSink
 from ingest.processor_app import ensure_topics
 from projectors.retention import RetentionPolicy
 from projectors.store import Store
-from tests.kafka.pipeline import CUSTOMERS, Pipeline, emit, wait_until
-from tests.kafka.test_pipeline import _api_event_ids
+from tests.kafka.pipeline import CUSTOMERS, Pipeline, api_event_ids, emit, wait_until
 from tests.kafka_fixtures import LocalKafka, _local_env, free_port
 from tests.store_fixtures import store_url
 
@@ -223,7 +222,7 @@ def test_when_every_stage_fails_repeatedly_then_exactly_the_accepted_events_are_
     store = Store.open(pipeline.store_url, RetentionPolicy.from_settings(pipeline.settings))
     try:
         assert store.counts().timeline_events == len(expected)
-        seen = _api_event_ids(store, pipeline)
+        seen = api_event_ids(store, pipeline)
     finally:
         store.close()
     assert set(seen) == expected
