@@ -94,11 +94,19 @@ def main_job(chain: TraceChain) -> StepOut | None:
 
 def _quiet_minutes(chain: TraceChain, now: datetime) -> float | None:
     """Minutes since the last news from the unfinished job that has been quiet longest."""
+    # Each job's latest news, read in one pass: scanning every event for every job took
+    # seconds on a long trace (an import of thousands of jobs).
+    latest: dict[str, datetime] = {}
+    for event in chain.events:
+        if event.job_id is not None:
+            latest[event.job_id] = max(
+                event.occurred_at, latest.get(event.job_id, event.occurred_at)
+            )
     quiet: list[float] = []
     for step in chain.steps:
         if step.kind is not StepKind.JOB or step.state not in (StepState.QUEUED, StepState.RUNNING):
             continue
-        seen = [e.occurred_at for e in chain.events if e.job_id == step.job_id]
+        seen = [latest[step.job_id]] if step.job_id in latest else []
         if step.scheduled_for is not None:
             seen.append(step.scheduled_for)  # a job waiting for its time is not quiet before it
         if seen:
@@ -129,10 +137,17 @@ def trace_facts(chain: TraceChain | None, now: datetime) -> TraceFacts:
         TraceStatus.STUCK: "running",
         TraceStatus.INCOMPLETE: "done",
     }.get(status)
+    # The rules read the last code as the error that decided the trace: the one the summary
+    # names, not merely the latest stamped (a webhook's 503 that a retry got past, after the
+    # email that bounced, sent support to the customer's endpoint).
+    codes = [e.error_code for e in chain.events if e.error_code]
+    named = chain.summary.last_error_code
+    if named is not None:
+        codes = [c for c in codes if c != named] + [named]
     return TraceFacts(
         found=True,
         final_state=final,
-        error_codes=tuple(e.error_code for e in chain.events if e.error_code),
+        error_codes=tuple(codes),
         job_missing=any(s.broken_link is BrokenLink.JOB_NOT_FOUND for s in chain.steps),
         removed_by_retention=status is TraceStatus.UNKNOWN,
         quiet_minutes=_quiet_minutes(chain, now),
@@ -218,15 +233,29 @@ def _sent_or_retried(job: StepOut | None) -> str:
         if job.retries
         else "no retry"
     )
+    last = job.attempt_history[-1] if job.attempt_history else None
+    # The attempt as its events number it when they say more tries were made than are on
+    # record (a try whose events are gone): "finished on attempt 1; retried 1 time" beside
+    # events saying attempt 2. Counted when numbered from 0.
+    attempt = max(job.attempts, last.number if last is not None else 0)
     if job.state is StepState.DONE:
-        return f"Yes: {job.label} finished on attempt {job.attempts}; {retried}."
+        return f"Yes: {job.label} finished on attempt {attempt}; {retried}."
     if job.state is StepState.FAILED:
         why = f": {job.reason}" if job.reason else ""
-        return f"No: {job.label} failed on attempt {job.attempts}{why}; {retried}."
-    if not job.attempts:
+        return f"No: {job.label} failed on attempt {attempt}{why}; {retried}."
+    if last is None:
         # Only queued (or scheduled): "attempt 0 is queued" read as if a try had been made.
         return f"Not yet: {job.label} has not started, so nothing was sent or retried."
-    return f"Not yet: attempt {job.attempts} is {state_word(job.state).lower()}; {retried}."
+    if last.state is not StepState.RUNNING:
+        # Queued again after its last try ended (a retry set for later): "attempt 1 is queued;
+        # no retry" hid that the try failed and that another is coming.
+        why = f": {last.reason}" if last.reason else ""
+        so_far = f"; {retried} so far" if job.retries else ""
+        return (
+            f"Not yet: attempt {attempt} {state_word(last.state).lower()}{why}; another try "
+            f"is queued{so_far}."
+        )
+    return f"Not yet: attempt {attempt} is {state_word(job.state).lower()}; {retried}."
 
 
 def glance(chain: TraceChain, hint: EscalationHint) -> list[Answer]:

@@ -10,7 +10,13 @@ the last segment of its type and its ``status``:
 * ``sent``/``delivered``/``succeeded``/``done`` (or status done) finish an attempt;
   ``failed``/``bounced`` (or status failed) fail it; a later terminal event of the same attempt
   wins, because a message can be sent and then bounce;
-* an explicit ``attempt`` number higher than the current one always begins a new attempt.
+* an explicit ``attempt`` number higher than the current one always begins a new attempt;
+  a lower one reports late on the earlier try it names (services' clocks differ by a second
+  or two), unless it starts a job that had ended over again (a re-run numbered from 1);
+* a ``queued`` event naming a higher attempt than the last, ended one queues the job again
+  (a retry set for later);
+* a system event saying its try ended undone (``timeout``, ``dead``, ``cancelled``,
+  ``skipped``...) fails that try: nothing is left running.
 """
 
 from __future__ import annotations
@@ -62,6 +68,36 @@ _BY_SUFFIX = {
 }
 
 
+# Words a system event uses for a try that ended without doing its work. Read as activity,
+# such a job stayed "running", turned "stuck" and went to engineering, while nothing was left
+# to run and nothing was sent. A customer's own event with such a word is what they did
+# ("subscription.cancelled"), so only system events are read so; "cancelled" and "skipped"
+# only of a job (a lone system event "reminder.skipped" is no failure of the trace).
+_ENDED_UNDONE = frozenset(
+    {"timeout", "timed_out", "dead", "dead_lettered", "aborted", "error", "errored"}
+)
+_JOB_NOT_RUN = frozenset({"cancelled", "canceled", "skipped"})
+
+
+def _ended_undone_word(event: TimelineEvent) -> str | None:
+    """The word (status first, else the type's last segment) saying a system event's try
+    ended undone, if it says so."""
+    if event.lane is not Lane.SYSTEM:
+        return None
+    words = _ENDED_UNDONE | _JOB_NOT_RUN if event.job_id else _ENDED_UNDONE
+    for word in (event.status, event.type.rsplit(".", 1)[-1]):
+        if word in words:
+            return word
+    return None
+
+
+def ended_undone_reason(event: TimelineEvent) -> str | None:
+    """The reason shown for a try that ended by a word, not an error ("Cancelled", "Timed
+    out"), when the event carries no reason of its own: "failed" alone would hide it."""
+    word = _ended_undone_word(event)
+    return word.replace("_", " ").capitalize() if word else None
+
+
 def classify(event: TimelineEvent) -> Move:
     """How ``event`` moves its step; an explicit status outranks the type's wording."""
     suffix = event.type.rsplit(".", 1)[-1]
@@ -72,6 +108,8 @@ def classify(event: TimelineEvent) -> Move:
         return Move.FAILURE
     if event.status == "done":
         return Move.SUCCESS
+    if _ended_undone_word(event) is not None:
+        return Move.FAILURE
     if by_suffix is not None:
         return by_suffix
     if event.status == "queued":
@@ -130,7 +168,7 @@ class _Attempt:
         self.state, self.finished_at, self.last_at = state, event.occurred_at, event.occurred_at
         if state is StepState.FAILED:
             self.error_code = event.error_code or self.error_code
-            self.reason = event.reason or self.reason
+            self.reason = event.reason or self.reason or ended_undone_reason(event)
         else:
             self.error_code = self.reason = None
 
@@ -159,6 +197,20 @@ class _Attempt:
 class _JobRun:
     attempts: list[_Attempt] = field(default_factory=list)
     queued_at: datetime | None = None
+    queued_attempt: int | None = None  # the highest attempt a ``queued`` event named
+
+    @property
+    def queued_again(self) -> bool:
+        """Whether the job waits for a try its queue named after the last one ended (a
+        payment retry set for tomorrow): "failed" would send support after a fix the system
+        is about to try itself."""
+        last = self.attempts[-1] if self.attempts else None
+        return (
+            last is not None
+            and last.finished
+            and self.queued_attempt is not None
+            and self.queued_attempt > last.number
+        )
 
     def begin(self, event: TimelineEvent, number: int | None, retry_cause: bool) -> _Attempt:
         cur = self.attempts[-1] if self.attempts else None
@@ -183,14 +235,28 @@ class _JobRun:
         cur = self.attempts[-1] if self.attempts else None
         if move is Move.QUEUED:
             self.queued_at = self.queued_at or event.occurred_at
+            if number is not None:
+                self.queued_attempt = max(number, self.queued_attempt or number)
             return
         if move is Move.RETRY and cur is not None and number is not None and number == cur.number:
             cur.finish(StepState.FAILED, event)  # "attempt n failed, will retry"
             return
         higher = cur is not None and number is not None and number > cur.number
         fresh = move in (Move.START, Move.RETRY) and (number is None or cur is None)
+        # A job that had ended and starts again under a number already used was run again
+        # (numbered from 1 anew): a new try, not the old one's news ("no retry" hid the failure).
+        rerun = (
+            move is Move.START
+            and cur is not None
+            and cur.finished
+            and number is not None
+            and number <= cur.number
+        )
+        if cur is not None and number is not None and number < cur.number and not rerun:
+            self._late_news(event, move, number)
+            return
         began_by_retry = False
-        if cur is None or higher or (fresh and (cur.finished or move is Move.RETRY)):
+        if cur is None or higher or rerun or (fresh and (cur.finished or move is Move.RETRY)):
             cur = self.begin(event, number, retry_cause=move is Move.RETRY)
             began_by_retry = move is Move.RETRY
         cur.last_at = max(cur.last_at, event.occurred_at)
@@ -202,6 +268,26 @@ class _JobRun:
             # An error reported mid-attempt (e.g. a webhook answered 503) is that attempt's
             # error even before anything says the attempt is over.
             cur.error_code, cur.reason = event.error_code, event.reason or cur.reason
+
+    def _late_news(self, event: TimelineEvent, move: Move, number: int) -> None:
+        """News of an earlier try that sorts after a later one began: the service reporting
+        it runs its clock a little behind (a worker 2 s behind the API), so "attempt 1
+        failed" can be stamped after "attempt 2 sent". It tells about the try it names, never
+        the one after it (read so, a job retried and sent read as failed)."""
+        earlier = next((a for a in reversed(self.attempts) if a.number == number), None)
+        if earlier is None:
+            return  # a try nothing else reported: its outcome changes no state shown
+        earlier.last_at = max(earlier.last_at, event.occurred_at)
+        if move is Move.SUCCESS:
+            earlier.finish(StepState.DONE, event)
+        elif move is Move.FAILURE:
+            earlier.finish(StepState.FAILED, event)
+        elif move is Move.RETRY or event.error_code:
+            # "attempt n failed, will retry", or an error met during that try.
+            if not earlier.finished:
+                earlier.state = StepState.FAILED
+            earlier.error_code = earlier.error_code or event.error_code
+            earlier.reason = earlier.reason or event.reason
 
 
 def common_label(labels: Sequence[str]) -> str:
@@ -260,7 +346,11 @@ def job_step(
         run.apply(event)
     attempts = run.attempts
     last = attempts[-1] if attempts else None
-    state = last.state if last else (StepState.QUEUED if run.queued_at else StepState.UNKNOWN)
+    ended = not run.queued_again  # a job queued again after its last try has not ended
+    if not ended or (last is None and run.queued_at):
+        state = StepState.QUEUED
+    else:
+        state = last.state if last else StepState.UNKNOWN
     last_seen = max((e.occurred_at for e in events), default=None)
     unfinished = state in (StepState.QUEUED, StepState.RUNNING)
     scheduled_for = due_time(events) if unfinished else None
@@ -268,14 +358,14 @@ def job_step(
     quiet_since = max(filter(None, (last_seen, scheduled_for)), default=None)
     stuck = unfinished and quiet_since is not None and now - quiet_since > stuck_after
     retries = [a for a in attempts if a.is_retry]
-    failed = last if last is not None and last.state is StepState.FAILED else None
+    failed = last if last is not None and ended and last.state is StepState.FAILED else None
     return StepOut(
         kind=StepKind.JOB,
         label=_job_label(events),
         job_id=job_id,
         request_id=next((e.request_id for e in events if e.request_id), None),
         started_at=run.queued_at or (attempts[0].started_at if attempts else None),
-        finished_at=last.finished_at if last is not None and last.finished else None,
+        finished_at=last.finished_at if last is not None and last.finished and ended else None,
         last_event_at=last_seen,
         scheduled_for=scheduled_for,
         state=state,
@@ -316,6 +406,8 @@ def point_step(kind: StepKind, events: Sequence[TimelineEvent]) -> StepOut:
         state=state,
         attempts=1,
         error_code=failing.error_code if failing and state is StepState.FAILED else None,
-        reason=failing.reason if failing and state is StepState.FAILED else None,
+        reason=(failing.reason or ended_undone_reason(failing))
+        if failing and state is StepState.FAILED
+        else None,
         event_ids=[e.event_id for e in events],
     )

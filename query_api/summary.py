@@ -38,11 +38,20 @@ def _status(steps: Sequence[StepOut], has_events: bool) -> TraceStatus:
 
 
 def _main_job(steps: Sequence[StepOut]) -> StepOut | None:
-    """The job the summary is about: the first failed one, else one not found, else the last."""
+    """The job the summary is about: the one that decides the trace's status, in the order
+    ``_status`` ranks them (the first failed one, else one not found, stuck, running, queued),
+    else the last. Beside a stuck email job, the last job (a webhook delivered) read "Status:
+    stuck - Webhook done", and the page's job answers were about the job that was fine."""
     jobs = [s for s in steps if s.kind is StepKind.JOB]
-    failed = [s for s in jobs if s.state is StepState.FAILED]
-    missing = [s for s in jobs if s.broken_link is BrokenLink.JOB_NOT_FOUND]
-    pick = failed or missing or jobs[-1:]
+    ranked = (
+        [s for s in jobs if s.state is StepState.FAILED],
+        [s for s in jobs if s.broken_link is BrokenLink.JOB_NOT_FOUND],
+        [s for s in jobs if s.stuck],
+        [s for s in jobs if s.state is StepState.RUNNING],
+        [s for s in jobs if s.state is StepState.QUEUED],
+        jobs[-1:],
+    )
+    pick = next((group for group in ranked if group), [])
     return pick[0] if pick else None
 
 
@@ -76,10 +85,15 @@ def _headline(status: TraceStatus, steps: Sequence[StepOut], job: StepOut | None
     first = steps[0].label if steps else "Trace"
     if status is TraceStatus.UNKNOWN:
         return "All events of this trace were removed by retention"
+    # A failure outside every job (a login after the signup email went out) is what failed
+    # the trace: "Status: failed - Signup email done" named the job that was fine.
+    failed_elsewhere = status is TraceStatus.FAILED and (
+        job is None or job.state is not StepState.FAILED
+    )
+    failed = next((s for s in steps if s.state is StepState.FAILED), None)
+    if failed is not None and failed_elsewhere:
+        return failed_label(failed.label) + (f": {failed.reason}" if failed.reason else "")
     if job is None:
-        failed = next((s for s in steps if s.state is StepState.FAILED), None)
-        if failed is not None:
-            return failed_label(failed.label) + (f": {failed.reason}" if failed.reason else "")
         return first if status is TraceStatus.DONE else f"{first}: {status.value}"
     if job.broken_link is BrokenLink.JOB_NOT_FOUND:
         return f"{first}, but job {job.job_id} was not found"
@@ -101,7 +115,18 @@ def _headline(status: TraceStatus, steps: Sequence[StepOut], job: StepOut | None
     return f"{job.label} is {job.state.value}"
 
 
-def _last_error(steps: Sequence[StepOut]) -> tuple[str | None, str | None]:
+def _last_error(
+    steps: Sequence[StepOut], status: TraceStatus, job: StepOut | None
+) -> tuple[str | None, str | None]:
+    """The latest error the trace met; once it failed, the latest error of what failed (the
+    main job when it failed, else the failed steps): a webhook's 503 that a retry got past is
+    not why the signup email failed, and "Error: WEBHOOK_HTTP_5XX" sent support to the
+    customer's endpoint."""
+    if status is TraceStatus.FAILED:
+        if job is not None and job.state is StepState.FAILED:
+            steps = [job]
+        else:
+            steps = [s for s in steps if s.state is StepState.FAILED]
     found: list[tuple[datetime, str | None, str | None]] = []
     for step in steps:
         for attempt in step.attempt_history:
@@ -136,7 +161,12 @@ def summarize(
 ) -> TraceSummary:
     """Status, times, whether the customer finished, masked facts, last error and retry."""
     status = _status(steps, bool(events))
-    times = [e.occurred_at for e in events] + [r.occurred_at for r in index_rows]
+    # An index row speaks for an event only once the event is gone: for one re-sent with a
+    # corrected time the row may keep the first time ("Started" days too early).
+    live = {e.event_id for e in events}
+    times = [e.occurred_at for e in events] + [
+        r.occurred_at for r in index_rows if r.event_id not in live
+    ]
     facts: dict[str, str] = {}
     for event in events:
         if event.lane is Lane.CUSTOMER:
@@ -144,7 +174,7 @@ def summarize(
     latest = latest_request(steps)
     finished = None if latest is None else latest.state is StepState.DONE
     job = _main_job(steps)
-    code, reason = _last_error(steps)
+    code, reason = _last_error(steps, status, job)
     retries = [s.last_retry_at for s in steps if s.last_retry_at is not None]
     ended = status in (TraceStatus.DONE, TraceStatus.FAILED) and events
     return TraceSummary(
