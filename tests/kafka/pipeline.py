@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from fastapi.testclient import TestClient
 
@@ -287,3 +288,13 @@ def check_outcome(pipeline: Pipeline, expected: list[str], dlq_messages: list[Me
         store.close()
     assert set(seen) == set(expected), "events missing from (or unknown to) the API"
     assert max(seen.values()) == 1, "an event shows twice through the API"
+
+
+def routed_counts(url: str) -> dict[str, float]:
+    """The processor's events routed by outcome, from its Prometheus endpoint."""
+    counts: dict[str, float] = {}
+    for line in httpx.get(url, timeout=10).text.splitlines():
+        if line.startswith("safetrail_processor_events_total{"):
+            labels, _, value = line.rpartition(" ")
+            counts[labels.split('outcome="')[1].split('"')[0]] = float(value)
+    return counts

@@ -9,14 +9,20 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bench.common import free_port
 from ingest.kafka_sink import KafkaSink
 from ingest.processor_app import ensure_topics
 from tests.kafka.helpers import read_all
-from tests.kafka.pipeline import BAD_PAYLOADS, Pipeline, check_outcome, emit, wait_until
+from tests.kafka.pipeline import (
+    BAD_PAYLOADS,
+    Pipeline,
+    check_outcome,
+    emit,
+    routed_counts,
+    wait_until,
+)
 from tests.store_fixtures import store_url
 
 pytestmark = pytest.mark.kafka
@@ -24,16 +30,6 @@ pytestmark = pytest.mark.kafka
 TOTAL = 20_000
 CHUNK = 1_000
 KILL_AFTER = 5_000  # progress of the victim when it is killed
-
-
-def _routed(url: str) -> dict[str, float]:
-    """The processor's events routed by outcome, from its Prometheus endpoint."""
-    counts: dict[str, float] = {}
-    for line in httpx.get(url, timeout=10).text.splitlines():
-        if line.startswith("safetrail_processor_events_total{"):
-            labels, _, value = line.rpartition(" ")
-            counts[labels.split('outcome="')[1].split('"')[0]] = float(value)
-    return counts
 
 
 @pytest.mark.parametrize(
@@ -89,7 +85,7 @@ def test_when_a_stage_is_killed_mid_stream_then_every_event_is_readable_exactly_
         )
         dlq_messages = read_all(kafka_bootstrap, settings.topic_dlq, expect=len(BAD_PAYLOADS))
         if victim == "project":  # the first worker ran throughout: its counts are the run's
-            routed = _routed(f"http://127.0.0.1:{metrics_port}/metrics")
+            routed = routed_counts(f"http://127.0.0.1:{metrics_port}/metrics")
             assert routed["rejected"] == len(BAD_PAYLOADS)
             assert routed["customer"] + routed["system"] == TOTAL
     finally:
