@@ -231,7 +231,7 @@ def evaluate(
     values = {
         "threshold": str(stuck_after_minutes),
         "quiet_for": _quiet_for(facts.quiet_minutes),
-        "error_code": facts.last_error_code or "none",
+        "error_code": facts.last_error_code or "none sent",  # "(last error code: none sent)"
         "scheduled_for": _when(facts.scheduled_for),
     }
     return _worded(chosen, values)

@@ -293,6 +293,18 @@ def test_when_a_job_ends_with_a_word_outside_the_usual_set_then_it_is_not_stuck_
     assert answers(chain)[2].startswith("No: ")
 
 
+def test_when_a_failure_carries_no_error_code_then_the_hint_says_none_was_sent() -> None:
+    # The catch-all hint read "(last error code none)", as if "none" were a code.
+    events = [
+        signup(),
+        ev(1, "signup_email.started", 2 * S, status="running", attempt=1, **of_job()),
+        ev(2, "signup_email.cancelled", 5 * S, status="cancelled", attempt=1, **of_job()),
+    ]
+    hint = hint_of(read(events))
+    assert hint.rule_id == "unclassified"
+    assert hint.reason.endswith("(last error code: none sent).")
+
+
 def test_when_a_customer_cancels_their_subscription_then_their_action_is_done() -> None:
     # Guard, checked sound: a customer's own "cancelled" is what they did (not a job that gave
     # up), so reading such words as a job's end must not turn it into "failed".
