@@ -127,14 +127,40 @@ def normal_key(raw: str) -> str:
     return raw.lower().replace("-", "_")
 
 
+# What is_personal_key and is_secret_key found for recent keys. Each answer costs a regex
+# search over the key (two for a key that is neither: most are), and the same few keys recur
+# in every URL and log line ("https", "utm_source", "v"): pure answers, remembered. Bounded:
+# keys longer than _KNOWN_KEY_LEN are not kept, and a full table starts afresh.
+_KNOWN_PERSONAL: dict[str, bool] = {}
+_KNOWN_SECRET: dict[str, bool] = {}
+_KNOWN_KEY_LEN = 64
+_KNOWN_KEYS_MAX = 4096
+
+
+def _remember(table: dict[str, bool], key: str, answer: bool) -> bool:
+    if len(key) <= _KNOWN_KEY_LEN:
+        if len(table) >= _KNOWN_KEYS_MAX:
+            table.clear()
+        table[key] = answer
+    return answer
+
+
 def is_personal_key(key: str) -> bool:
     """Whether a key (``normal_key`` form) names personal data (``customerName`` too)."""
-    return key in PERSONAL_KEYS or _PERSONAL_KEY.search(key) is not None
+    known = _KNOWN_PERSONAL.get(key)
+    if known is not None:
+        return known
+    answer = key in PERSONAL_KEYS or _PERSONAL_KEY.search(key) is not None
+    return _remember(_KNOWN_PERSONAL, key, answer)
 
 
 def is_secret_key(key: str) -> bool:
     """Whether a key (``normal_key`` form) names a credential."""
-    return key in SECRET_KEYS or _SECRET_KEY.search(key) is not None
+    known = _KNOWN_SECRET.get(key)
+    if known is not None:
+        return known
+    answer = key in SECRET_KEYS or _SECRET_KEY.search(key) is not None
+    return _remember(_KNOWN_SECRET, key, answer)
 
 
 def _secret_tag(match: re.Match[str]) -> str:

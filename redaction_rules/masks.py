@@ -171,12 +171,21 @@ def normalize_phone(number: PhoneNumber) -> str:
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
-@lru_cache(maxsize=8192)
 def phone_facts(value: str, region: str | None = "US") -> tuple[str, str] | None:
     """``(mask, E.164)`` for a phone number, or None if it is not one.
 
     Cached (bounded): a customer's number recurs in every event of their flows.
     """
+    if region is not None and value.lstrip().startswith("+"):
+        # parse_phone reads a number with its country code the same in every region: one
+        # cache entry for it, whether a rule's region or free text's None asked (a signup's
+        # phone field and an import error naming the same number each parsed it).
+        region = None
+    return _phone_facts(value, region)
+
+
+@lru_cache(maxsize=8192)
+def _phone_facts(value: str, region: str | None) -> tuple[str, str] | None:
     number = parse_phone(value, region)
     if number is None:
         return None
