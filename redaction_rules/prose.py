@@ -88,14 +88,19 @@ def mask_secret_prose(text: str) -> str:
 # and SMS bodies carry it into provider errors: one to four capitalized words, then a comma,
 # "!", ":", the line's end or the text's.
 _GREETING = re.compile(
-    r"(?<![\w\-])((?:[Hh]i|[Hh]ello|[Hh]ey|[Dd]ear|[Hh]iya|[Gg]ood (?:morning|afternoon|evening))"
-    r"[ \t]+)((?:[^\W\d_][\w'\-]*\.?[ \t]+){0,3}[^\W\d_][\w'\-]*)(?=[ \t]*(?:[,!:\n\r]|$))"
+    r"(?<![\w\-])((?:[Hh]i|[Hh]ello|[Hh]ey|[Dd]ear|[Hh]iya|[Gg]ood (?:morning|afternoon|evening)"
+    # other languages' greetings, and a comma after the greeting ("Hello, Maria Santos")
+    r"|[Gg]reetings|[Hh]allo|[Ll]ieber?|[Ss]ehr geehrter?(?: (?:Frau|Herr))?|[Bb]onjour|[Bb]onsoir"
+    r"|[Ss]alut|[Cc]h[eè]re?|[Hh]ola|[Ee]stimad[oa]|[Qq]uerid[oa]|[Oo]l[aá]|[Cc]iao|[Cc]ar[oa]"
+    r"|[Gg]entile|[Bb]este|[Hh]ej)"
+    r",?[ \t]+)((?:[^\W\d_][\w'\-]*\.?[ \t]+){0,3}[^\W\d_][\w'\-]*)(?=[ \t]*(?:[,!:\n\r]|$))"
 )
 # Who a message names after a word for a person ("customer Maria Santos reported ...",
 # "recipient 'Ana Lima' unreachable"): two to four capitalized words, or a quoted value.
 _PERSON_PROSE = re.compile(
     r"(?<![\w\-])((?:customer|recipient|card[ ]?holder|account[ ]?holder|sender|payer|buyer"
-    r"|contact|patient|beneficiary|addressee)(?:[ \t]+name)?[ \t]+)"
+    r"|contact|patient|beneficiary|addressee|(?:ship|bill|deliver)[ \t]+to:?|attn:?)"
+    r"(?:[ \t]+name)?[ \t]+)"
     r"(?:\"([^\"\n]{3,64})\"|'([^'\n]{3,64})'"
     r"|((?:[^\W\d_][\w'\-]*[ \t]+){1,3}[^\W\d_][\w'\-]*))",
     re.IGNORECASE,
@@ -106,7 +111,8 @@ _NOT_NAMES = frozenset(
     {"customer", "customers", "team", "there", "all", "everyone", "support", "sir", "madam",
      "user", "users", "friend", "friends", "folks", "world", "admin", "again", "service",
      "success", "care", "portal", "account", "id", "ids", "name", "email", "phone", "sales",
-     "billing", "us", "engineering"}
+     "billing", "us", "engineering", "welt", "zusammen", "alle", "tous", "todos", "tutti",
+     "everybody"}
 )  # fmt: skip
 
 
@@ -166,7 +172,16 @@ _PERSONAL_PROSE = re.compile(
     r"(?<![\w\-])((?:date[ \t]+of[ \t]+birth|birth[ \t]?date|born(?:[ \t]+on)?|dob"
     r"|ssn|social[ \t]+security(?:[ \t]+(?:number|no\.?))?|passport(?:[ \t]+(?:number|no\.?))?"
     r"|national[ \t]+(?:insurance|id)(?:[ \t]+(?:number|no\.?))?|nino|tax[ \t]+id|cpf|dni"
-    r"|driver'?s?[ \t]+licen[cs]e(?:[ \t]+(?:number|no\.?))?)"
+    r"|driver'?s?[ \t]+licen[cs]e(?:[ \t]+(?:number|no\.?))?"
+    # the same in other languages, and bank and vehicle numbers ("Reisepass Nr. C01X00T47",
+    # "Steuer-ID 12345678901", "NIF 12345678Z", "routing number 021000021", "VIN 1HGCM8...")
+    r"|(?:reisepass|personalausweis|f[üu]hrerschein|steuer[ \t\-]?id|steuernummer"
+    r"|steueridentifikationsnummer|(?:num[ée]ro[ \t]+de[ \t]+)?passeport"
+    r"|permis[ \t]+de[ \t]+conduire"
+    r"|pasaporte|passaporto|codice[ \t]+fiscale|(?-i:NIF|NIE|TIN|ITIN|EIN|VIN|DL#)"
+    r"|bank[ \t]+account|account[ \t]*(?:number|no\.?|nr\.?|#)|routing|aba[ \t]+routing"
+    r"|sort[ \t]+code|bsb)"
+    r"(?:[ \t]+(?:number|no\.?|nr\.?|nummer|n[°º]|num[ée]ro))?#?)"
     r"(?:[ \t]+(?:is|was|of))?[ \t]*[:=#]?[ \t]*)"
     # (a number the phone scan read first: "CPF 123.456.789-09" was "+1 ***-***-**09")
     rf"(\+\d{{1,3}}[ ][\d*][\d* \-().]*\d|{_MONTH}[ \t]+\d{{1,2}}(?:st|nd|rd|th)?,?[ \t]+\d{{4}}"
@@ -176,12 +191,26 @@ _PERSONAL_PROSE = re.compile(
 )
 
 
+_BANK = re.compile(r"bank|account|routing|aba|sort|bsb", re.IGNORECASE)
+
+
+def _few_digits(value: str) -> bool:
+    return sum(c.isdigit() for c in value) < 6
+
+
 def _personal_prose(match: re.Match[str]) -> str:
     value = match.group(2)
     if len(value) < 4 or not any(c.isdigit() for c in value):
         return match.group(0)  # no number in it
     if "**" in value and value[0] != "+":
         return match.group(0)  # masked already as what it is ("SSN ***-**-6789")
+    if (
+        match.group(1)[:1] in "abrsABRS"
+        and _BANK.match(match.group(1))
+        and value[0] != "+"
+        and _few_digits(value)
+    ):
+        return match.group(0)  # bank words: "routing v2", "account no. 42" (an id) stay
     return match.group(1) + REDACTED
 
 

@@ -6,9 +6,12 @@ Cheap substring pre-checks decide which detectors run at all: most kept strings 
 codes and ids, and regex scanning is where the time goes. Checks rely on maintained
 libraries: ``phonenumbers`` for phones, ``python-stdnum`` for Luhn and IBAN checksums.
 
-What is *not* found: names and addresses in prose (no NER model here); they are only caught
-after a key such as ``name=`` or ``"address":``. Rules must not ``keep`` prose fields that may
-hold them; use ``mask_name``/``mask_address`` or leave them out (fail-closed).
+What is *not* found in general: names and addresses in prose (no NER model here). They are
+caught after a key such as ``name=`` or ``"address":``, after words that name them
+(``customer Maria Santos``, ``Hi Maria,``, ``ship to``), and a street line with its house number
+and street word followed by its town (``places``); other forms pass. Rules must not ``keep``
+prose fields that may hold them; use ``mask_name``/``mask_address`` or leave them out
+(fail-closed). ``redaction_rules/README.md`` lists what is found and what is not.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import re
 from functools import lru_cache
 from urllib.parse import unquote
 
-from redaction_rules import credentials, keyvalues, prose
+from redaction_rules import credentials, keyvalues, places, prose
 from redaction_rules.masks import (
     REDACTED,
     fold,
@@ -361,6 +364,39 @@ class TextScanner:
         return text
 
 
+# Tax, vehicle and bank words that gate ``prose.mask_personal_prose`` (its regex over the
+# whole text costs more): "TIN", "VIN", "NIF" as words ("INVALID" and "PENDING" are not), and
+# "account" as the pattern names it ("account number", "account #", "bank account").
+_ID_WORDS = re.compile(r"(?<![A-Za-z])(?:I?TIN|EIN|VIN|NIF|NIE)(?![A-Za-z])")
+_ACCOUNT_WORDS = re.compile(r"account[ \t]*(?:n|#)|bank[ \t]+account")
+
+
+def _other_greeting(low: str) -> bool:
+    """Whether lower-cased text may hold a greeting in another language (the pre-check of
+    ``prose.mask_greeted_names``; substring checks cost a quarter of one regex search)."""
+    return (
+        "hallo" in low
+        or "liebe" in low
+        or "geehrte" in low
+        or "bonjour" in low
+        or "bonsoir" in low
+        or "salut" in low
+        or "cher" in low
+        or "hola" in low
+        or "ola " in low
+        or "olá" in low
+        or "ciao" in low
+        or "estimad" in low
+        or "querid" in low
+        or "caro " in low
+        or "cara " in low
+        or "gentile" in low
+        or "beste " in low
+        or "hej " in low
+        or "greetings" in low
+    )
+
+
 def _scan_prose(text: str, low: str) -> str:
     """Codes, passwords, names and personal numbers named by the words around them (see
     ``prose``); ``low`` is ``text`` lower-cased, for the pre-checks."""
@@ -387,7 +423,14 @@ def _scan_prose(text: str, low: str) -> str:
         or "identified by" in low
     ) and ("'" in text or '"' in text or " is " in low or " was " in low):
         text = prose.mask_secret_prose(text)  # "password 'hunter2' is incorrect"
-    if "Hi " in text or "Hello" in text or "Hey " in text or "Dear " in text or "Good " in text:
+    if (
+        "Hi " in text
+        or "Hello" in text
+        or "Hey " in text
+        or "Dear " in text
+        or "Good " in text
+        or ("," in text and _other_greeting(low))
+    ):
         text = prose.mask_greeted_names(text)  # "Hi Maria Santos,"
     if (
         "customer " in low
@@ -398,6 +441,10 @@ def _scan_prose(text: str, low: str) -> str:
         or "buyer " in low
         or "contact " in low
         or "patient " in low
+        or "ship to" in low
+        or "bill to" in low
+        or "deliver to" in low
+        or "attn" in low
     ):
         text = prose.mask_person_prose(text)  # "customer Maria Santos reported ..."
     if (
@@ -407,14 +454,31 @@ def _scan_prose(text: str, low: str) -> str:
         or "ssn" in low
         or "security" in low
         or "passport" in low
+        or "passeport" in low
+        or "pasaporte" in low
+        or "passaporto" in low
+        or "reisepass" in low
+        or "ausweis" in low
+        or "permis" in low
         or "national" in low
         or "nino" in low
         or "tax id" in low
         or "cpf" in low
         or "dni" in low
         or "licen" in low
+        or (("IN" in text or "NI" in text) and _ID_WORDS.search(text) is not None)
+        or "DL#" in text
+        or "steuer" in low
+        or "hrersch" in low
+        or "fiscal" in low
+        or ("account" in low and _ACCOUNT_WORDS.search(low) is not None)
+        or "routing" in low
+        or "sort code" in low
+        or "bsb" in low
     ):
         text = prose.mask_personal_prose(text)  # "date of birth 14/03/1985"
+    if ", " in text and places.has_street_word(text, low):
+        text = places.mask_addresses(text)  # "221B Baker Street, London NW1 ***"
     return text
 
 
