@@ -110,3 +110,29 @@ def mask_addresses(text: str) -> str:
         return text
     out.append(text[last:])
     return "".join(out)
+
+
+# A postal code after the word for it ("postcode SW1A 2AA", "ZIP 94043-1234", "PLZ 10115"):
+# cut to its district like one after a street.
+_NAMED_POSTAL = re.compile(
+    r"(?<![\w\-])((?i:post(?:al)?[ \t]?code|zip(?:[ \t]?code)?|plz|postleitzahl"
+    r"|code[ \t]postal|c[oó]digo[ \t]postal|cap))[ \t]*[:=#]?[ \t]*"
+)
+
+
+def mask_named_postal_codes(text: str) -> str:
+    """Postal codes after their word, cut to the district (``postcode SW1A ***``)."""
+    out: list[str] = []
+    last = 0
+    for word in _NAMED_POSTAL.finditer(text):
+        start = word.end()
+        postal = _POSTAL.match(text, start)
+        if postal is None or start < last:
+            continue
+        out.append(text[last:start])
+        out.append(_postal(postal))
+        last = postal.end()
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)

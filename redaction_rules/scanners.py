@@ -479,6 +479,8 @@ def _scan_prose(text: str, low: str) -> str:
         text = prose.mask_personal_prose(text)  # "date of birth 14/03/1985"
     if ", " in text and places.has_street_word(text, low):
         text = places.mask_addresses(text)  # "221B Baker Street, London NW1 ***"
+    if "zip" in low or "post" in low or "plz" in low or "cap" in low:
+        text = places.mask_named_postal_codes(text)  # "postcode SW1A ***"
     return text
 
 

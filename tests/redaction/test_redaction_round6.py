@@ -164,3 +164,31 @@ def test_when_a_foreign_greeting_or_ship_to_names_a_person_then_the_name_is_mask
 def test_when_a_greeting_names_nobody_then_it_stays(redactor: Redactor, text: str) -> None:
     """Over-masking guard: greetings to everyone stay."""
     assert body(redactor, text) == text
+
+
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        ("Invalid postcode SW1A 2AA for region", "Invalid postcode SW1A *** for region"),
+        ("ZIP 94043 does not match card", "ZIP 94*** does not match card"),
+        ("zip code: 10118 not served", "zip code: 10*** not served"),
+        ("PLZ 10115 unbekannt", "PLZ 10*** unbekannt"),
+        ("code postal 75002 invalide", "code postal 75*** invalide"),
+    ],
+)
+def test_when_a_postal_code_follows_its_word_then_only_its_district_stays(
+    redactor: Redactor, message: str, shown: str
+) -> None:
+    """A postal code on its own after its word ("postcode SW1A 2AA") was shown whole."""
+    assert reason(redactor, message) == shown
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["upload.zip 20 MB too large", "post 3 failed", "capacity 12000 reached", "ZIP_INVALID"],
+)
+def test_when_postal_words_name_no_postal_code_then_the_text_stays(
+    redactor: Redactor, message: str
+) -> None:
+    """Over-masking guard: file names, counts and codes after those words stay."""
+    assert reason(redactor, message) == message
