@@ -145,7 +145,12 @@ def event_order(event: TimelineEvent) -> tuple[datetime, int, int, str]:
     """
     move = classify(event)
     attempt = -1 if move is Move.QUEUED else (event.attempt or 0)
-    return event.occurred_at, attempt, _LIFECYCLE[move], event.event_id
+    stage = _LIFECYCLE[move]
+    if move is Move.FAILURE and event.job_id:
+        # A job's try can be sent and then bounce, never bounce and then be sent: of one
+        # instant, its failure comes last (by event_id, "sent" could win over the bounce).
+        stage += 1
+    return event.occurred_at, attempt, stage, event.event_id
 
 
 @dataclass

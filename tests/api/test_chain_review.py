@@ -409,3 +409,27 @@ def test_when_a_trace_holds_thousands_of_unfinished_jobs_then_the_quietest_decid
     # job_0 spoke again 90 minutes in; job_1 has been quiet since 2 ms after the start.
     assert facts.quiet_minutes == pytest.approx((NOW - (T0 + 2 * MS)).total_seconds() / 60)
     assert hint_of(chain).rule_id == "stuck_running"
+
+
+@pytest.mark.parametrize("bounce_id", [98, 1])  # the bounce's event_id after, then before
+def test_when_a_job_is_sent_and_bounces_in_one_instant_then_it_reads_failed(
+    bounce_id: int,
+) -> None:
+    # Services stamping whole seconds put "sent" and "bounced" in one instant; ordered by
+    # event_id, the send could come last and the page said the email went out.
+    events = [
+        signup(),
+        ev(2, "signup_email.started", 2 * S, status="running", attempt=1, **of_job()),
+        ev(50, "signup_email.sent", 5 * S, status="done", attempt=1, **of_job()),
+        ev(
+            bounce_id,
+            "signup_email.bounced",
+            5 * S,
+            status="failed",
+            attempt=1,
+            error_code="SMTP_550",
+            **of_job(),
+        ),
+    ]
+    job = job_of(read(events))
+    assert (job.state, job.error_code) == (StepState.FAILED, "SMTP_550")
