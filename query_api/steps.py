@@ -77,6 +77,7 @@ _ENDED_UNDONE = frozenset(
     {"timeout", "timed_out", "dead", "dead_lettered", "aborted", "error", "errored"}
 )
 _JOB_NOT_RUN = frozenset({"cancelled", "canceled", "skipped"})
+_JOB_ENDED_UNDONE = _ENDED_UNDONE | _JOB_NOT_RUN
 
 
 def _ended_undone_word(event: TimelineEvent) -> str | None:
@@ -84,7 +85,7 @@ def _ended_undone_word(event: TimelineEvent) -> str | None:
     ended undone, if it says so."""
     if event.lane is not Lane.SYSTEM:
         return None
-    words = _ENDED_UNDONE | _JOB_NOT_RUN if event.job_id else _ENDED_UNDONE
+    words = _JOB_ENDED_UNDONE if event.job_id else _ENDED_UNDONE
     for word in (event.status, event.type.rsplit(".", 1)[-1]):
         if word in words:
             return word
